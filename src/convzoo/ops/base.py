@@ -1,0 +1,235 @@
+"""The operator contract shared by every convzoo operator.
+
+An operator maps ``(N, C_in, *S)`` to ``(N, C_out, *ceil(S / stride))`` with "same" padding, so
+it can stand wherever an ``nn.Conv{1,2,3}d`` with odd kernel and ``padding=k // 2`` stood.
+Linear shift-invariant operators also return a :class:`ConvSpec` from ``dense_kernel()`` such
+that ``F.conv{dim}d(x, **spec.kwargs())`` equals ``op(x)`` exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convzoo.registry import OPS, Entry
+
+__all__ = ["ConvSpec", "Op", "create_op", "list_ops", "conv_nd", "same_padding", "ntuple", "option_names"]
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any) -> Tensor:
+    """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``."""
+    return _CONV[weight.dim() - 2](x, weight, bias, **kwargs)
+
+
+def ntuple(value: int | Sequence[int], dim: int, what: str, owner: str) -> tuple[int, ...]:
+    """``value`` as a ``dim``-tuple of ints; raises naming ``owner`` and ``what`` otherwise."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: {what} must be an int or a tuple of {dim} ints, got {value!r}")
+    if isinstance(value, int):
+        return (value,) * dim
+    values = tuple(value)
+    if len(values) != dim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{owner}: {what} must be an int or a tuple of {dim} ints for dim={dim}, got {value!r}")
+    return values
+
+
+def same_padding(kernel_size: Sequence[int], dilation: Sequence[int] | int = 1) -> tuple[int, ...]:
+    """Symmetric padding that keeps ``ceil(S / stride)`` outputs for odd kernels, per dim."""
+    dilation = ntuple(dilation, len(kernel_size), "dilation", "same_padding")
+    return tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation, strict=True))
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Arguments of ``F.conv{dim}d`` that reproduce a linear shift-invariant operator exactly.
+
+    ``weight`` is ``(C_out, C_in / groups, *k)``; ``bias`` is ``(C_out,)`` or ``None``.
+    """
+
+    weight: Tensor
+    bias: Tensor | None
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int = 1
+
+    @property
+    def dim(self) -> int:
+        return self.weight.dim() - 2
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``F.conv{dim}d(x, **spec.kwargs())``."""
+        return {
+            "weight": self.weight,
+            "bias": self.bias,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+        }
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _CONV[self.dim](x, **self.kwargs())
+
+    def to(self, *args: Any, **kwargs: Any) -> ConvSpec:
+        bias = None if self.bias is None else self.bias.to(*args, **kwargs)
+        return replace(self, weight=self.weight.to(*args, **kwargs), bias=bias)
+
+    def to_module(self) -> nn.Module:
+        """A plain ``nn.Conv{dim}d`` holding this spec (the deploy form of the operator)."""
+        out_channels, in_per_group, *kernel_size = self.weight.shape
+        conv = _CONV_MODULE[self.dim](
+            in_per_group * self.groups,
+            out_channels,
+            tuple(kernel_size),
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=self.bias is not None,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+
+class Op(nn.Module):
+    """Base class of convzoo operators: validates the contract arguments and the input.
+
+    Subclasses call ``super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim,
+    bias=bias)`` first, then build their parameters, and start ``forward`` with
+    ``self.check_input(x)``. Class attributes state what the operator needs:
+
+    - ``same_channels``: ``in_channels`` must equal ``out_channels`` (depthwise mixers, attention);
+    - ``odd_kernel``: every kernel size must be odd (symmetric "same" padding);
+    - ``max_stride``: the largest stride the operator honours.
+    """
+
+    registry_name: ClassVar[str] = "op"
+    same_channels: ClassVar[bool] = False
+    odd_kernel: ClassVar[bool] = True
+    max_stride: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        *,
+        dim: int = 2,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        name = type(self).registry_name
+        if dim not in (1, 2, 3):
+            raise ValueError(f"{name}: dim must be 1, 2 or 3, got {dim!r}")
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
+        if self.same_channels and in_channels != out_channels:
+            raise ValueError(
+                f"{name}: in_channels must equal out_channels (it mixes space within each channel), "
+                f"got {in_channels} -> {out_channels}"
+            )
+        kernel = ntuple(kernel_size, dim, "kernel_size", name)
+        if any(k < 1 for k in kernel):
+            raise ValueError(f"{name}: kernel_size must be positive, got {kernel_size!r}")
+        if self.odd_kernel and any(k % 2 == 0 for k in kernel):
+            raise ValueError(f"{name}: kernel_size must be odd for symmetric 'same' padding, got {kernel_size!r}")
+        strides = ntuple(stride, dim, "stride", name)
+        if any(s < 1 for s in strides):
+            raise ValueError(f"{name}: stride must be positive, got {stride!r}")
+        if self.max_stride is not None and any(s > self.max_stride for s in strides):
+            raise ValueError(f"{name}: stride must be at most {self.max_stride}, got {stride!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel
+        self.stride = strides
+        self.dim = dim
+        self.has_bias = bool(bias)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise ``ValueError`` naming the operator unless ``x`` is ``(N, in_channels, *S)``."""
+        if x.dim() != self.dim + 2:
+            raise ValueError(
+                f"{type(self).registry_name}: expected a {self.dim + 2}-d input (N, C, *{self.dim} spatial sizes) "
+                f"for dim={self.dim}, got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).registry_name}: expected {self.in_channels} input channels, "
+                f"got {x.shape[1]} (input shape {tuple(x.shape)})"
+            )
+
+    def output_size(self, size: Sequence[int]) -> tuple[int, ...]:
+        """Spatial output size for a spatial input size: ``ceil(S / stride)``."""
+        return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))
+
+    def dense_kernel(self) -> ConvSpec:
+        """The single convolution equal to this operator (linear shift-invariant operators only)."""
+        raise NotImplementedError(f"{type(self).registry_name} is not linear shift-invariant: it has no dense kernel")
+
+    def extra_repr(self) -> str:
+        k = self.kernel_size if len(set(self.kernel_size)) > 1 else self.kernel_size[0]
+        s = self.stride if len(set(self.stride)) > 1 else self.stride[0]
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={k}, stride={s}, dim={self.dim}"
+
+
+def option_names(cls: type) -> list[str]:
+    """The keyword-only options an operator class accepts beyond the contract arguments."""
+    contract = {"self", "in_channels", "out_channels", "kernel_size", "stride", "dim", "bias"}
+    params = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in params if p.name not in contract and p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def create_op(
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int] = 3,
+    stride: int | Sequence[int] = 1,
+    *,
+    dim: int = 2,
+    bias: bool = True,
+    **options: Any,
+) -> Op:
+    """Build the registered operator ``name`` under the operator contract.
+
+    >>> op = create_op("shift", 16, 32, stride=2)
+    >>> op(torch.randn(1, 16, 9, 9)).shape
+    torch.Size([1, 32, 5, 5])
+    """
+    entry: Entry = OPS.get(name)
+    if dim not in entry.dims:
+        raise ValueError(f"{name}: supports dim in {entry.dims}, got dim={dim}")
+    accepted = option_names(entry.obj)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no options"
+        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {takes}")
+    return entry.obj(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias, **options)
+
+
+def list_ops(pattern: str | None = None, *, kind: str | None = None, linear: bool | None = None) -> list[str]:
+    """Registered operator names, optionally filtered by glob ``pattern``, ``kind`` and ``linear``."""
+    return [
+        e.name
+        for e in OPS.entries()
+        if (pattern is None or e.name in OPS.names(pattern))
+        and (kind is None or e.kind == kind)
+        and (linear is None or e.linear == linear)
+    ]
