@@ -20,6 +20,7 @@ from convzoo.registry import OPS
 __all__ = [
     "contract_channels",
     "make_contract_op",
+    "randomize_batchnorm_",
     "check_output_shape",
     "check_gradients",
     "check_sample_independence",
@@ -36,17 +37,40 @@ def _name(op: nn.Module) -> str:
 
 
 def contract_channels(name: str, dim: int = 2) -> tuple[int, int]:
-    """Channels the contract tests use for op ``name``: 8 → 16, or 8 → 8 where the op keeps channels."""
+    """Channels the contract tests use for op ``name``: 8 → 16, 8 → 8 where the op keeps channels, or the
+    op class's own ``contract_channels`` where it needs others (e.g. channel sampling needs C_in % C_out == 0)."""
     cls = OPS.get(name).obj
+    if getattr(cls, "contract_channels", None) is not None:
+        return tuple(cls.contract_channels)
     if getattr(cls, "same_channels", False):
         return 8, 8
     return 8, 16
 
 
-def make_contract_op(name: str, *, dim: int = 2, stride: int = 1, kernel_size: int = 3, seed: int = 0) -> Op:
-    """The op ``name`` at the contract test's channels, deterministically initialised."""
+def randomize_batchnorm_(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random running statistics and affine parameters, so eval-mode identities can fail."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                if m.running_mean is not None:
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+    return module
+
+
+def make_contract_op(name: str, *, dim: int = 2, stride: int = 1, kernel_size: int | None = None, seed: int = 0) -> Op:
+    """The op ``name`` at the contract test's channels, deterministically initialised.
+
+    ``kernel_size`` defaults to 3, or to the op class's ``contract_kernel_size`` where 3 is not allowed.
+    """
     torch.manual_seed(seed)
     c_in, c_out = contract_channels(name, dim)
+    if kernel_size is None:
+        kernel_size = getattr(OPS.get(name).obj, "contract_kernel_size", 3)
     return create_op(name, c_in, c_out, kernel_size, stride, dim=dim)
 
 
@@ -84,7 +108,9 @@ def check_sample_independence(op: Op, size: Sequence[int], batch: int = 3) -> No
         whole = op64(x)
         for i in range(batch):
             alone = op64(x[i : i + 1])
-            torch.testing.assert_close(whole[i : i + 1], alone, msg=lambda m: f"{_name(op)}: sample {i} depends on others: {m}")
+            torch.testing.assert_close(
+                whole[i : i + 1], alone, msg=lambda m, i=i: f"{_name(op)}: sample {i} depends on others: {m}"
+            )
 
 
 def check_dtypes(op: Op, size: Sequence[int]) -> None:
@@ -131,7 +157,9 @@ def check_dense_kernel(op: Op, size: Sequence[int], atol: float = 1e-10) -> None
     with torch.no_grad():
         expected = op64(x)
         got = op64.dense_kernel()(x)
-    assert got.shape == expected.shape, f"{_name(op)}: dense kernel gives {tuple(got.shape)}, op {tuple(expected.shape)}"
+    assert got.shape == expected.shape, (
+        f"{_name(op)}: dense kernel gives {tuple(got.shape)}, op {tuple(expected.shape)}"
+    )
     err = (got - expected).abs().max().item()
     assert err <= atol, f"{_name(op)}: dense kernel differs from the op by {err:.3g} (> {atol:g})"
 

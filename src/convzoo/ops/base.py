@@ -19,7 +19,17 @@ from torch import Tensor, nn
 
 from convzoo.registry import OPS, Entry
 
-__all__ = ["ConvSpec", "Op", "create_op", "list_ops", "conv_nd", "same_padding", "ntuple", "option_names"]
+__all__ = [
+    "ConvSpec",
+    "Op",
+    "create_op",
+    "list_ops",
+    "conv_nd",
+    "same_padding",
+    "ntuple",
+    "option_names",
+    "check_options",
+]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -142,7 +152,7 @@ class Op(nn.Module):
                 raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
         if self.same_channels and in_channels != out_channels:
             raise ValueError(
-                f"{name}: in_channels must equal out_channels (it mixes space within each channel), "
+                f"{name}: in_channels must equal out_channels (it keeps the channels it mixes or reweights), "
                 f"got {in_channels} -> {out_channels}"
             )
         kernel = ntuple(kernel_size, dim, "kernel_size", name)
@@ -196,6 +206,16 @@ def option_names(cls: type) -> list[str]:
     return [p.name for p in params if p.name not in contract and p.kind is not inspect.Parameter.VAR_KEYWORD]
 
 
+def check_options(name: str, options: dict[str, Any]) -> list[str]:
+    """Raise ``TypeError`` naming the op unless every key of ``options`` is one it takes; return those it takes."""
+    accepted = option_names(OPS.get(name).obj)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no options"
+        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {takes}")
+    return accepted
+
+
 def create_op(
     name: str,
     in_channels: int,
@@ -216,11 +236,7 @@ def create_op(
     entry: Entry = OPS.get(name)
     if dim not in entry.dims:
         raise ValueError(f"{name}: supports dim in {entry.dims}, got dim={dim}")
-    accepted = option_names(entry.obj)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        takes = ", ".join(accepted) if accepted else "no options"
-        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {takes}")
+    check_options(name, options)
     return entry.obj(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias, **options)
 
 

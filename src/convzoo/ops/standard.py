@@ -131,9 +131,7 @@ class DepthwiseSeparableConv(Op):
     step has no bias, so the zero padding of the pointwise input stays exact.
     """
 
-    def __init__(
-        self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, depth_multiplier=1
-    ):
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, depth_multiplier=1):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
         if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:

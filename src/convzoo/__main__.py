@@ -1,0 +1,5 @@
+import sys
+
+from convzoo.cli import main
+
+sys.exit(main())

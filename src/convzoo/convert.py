@@ -1,0 +1,175 @@
+"""``convert``: swap the convolutions of any ``nn.Module`` for a registered operator, with a full report.
+
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1))
+>>> report = convert(model, "shift")
+>>> [r.name for r in report.replaced], [s.name for s in report.skipped]
+(['2'], ['0'])
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from convzoo.ops.base import Op, check_options, create_op, same_padding
+from convzoo.registry import OPS
+
+__all__ = ["convert", "ConvertReport", "Replaced", "Skipped"]
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+Where = str | Iterable[str] | Callable[[str, nn.Module], bool] | None
+
+
+@dataclass(frozen=True)
+class Replaced:
+    name: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    layer: str
+    reason: str
+
+
+@dataclass
+class ConvertReport:
+    """What :func:`convert` replaced and what it left in place, with the reason for each."""
+
+    target: str
+    replaced: list[Replaced] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"convert to {self.target!r}: {len(self.replaced)} replaced, {len(self.skipped)} kept"]
+        lines += [f"  replaced {r.name}: {r.before} -> {r.after}" for r in self.replaced]
+        lines += [f"  kept     {s.name}: {s.layer} ({s.reason})" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def _describe(module: nn.Module) -> str:
+    if isinstance(module, _CONVS):
+        return (
+            f"{type(module).__name__}({module.in_channels}, {module.out_channels}, k={module.kernel_size}, "
+            f"s={module.stride})"
+        )
+    return f"{type(module).registry_name}({module.in_channels}, {module.out_channels}, k={module.kernel_size}, " + (
+        f"s={module.stride})"
+    )
+
+
+def _matcher(where: Where) -> Callable[[str, nn.Module], bool]:
+    if where is None:
+        return lambda name, module: True
+    if isinstance(where, str):
+        return lambda name, module: fnmatch.fnmatchcase(name, where)
+    if callable(where):
+        return where
+    patterns = list(where)
+    return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _conv_arguments(module: nn.Module, accepted: list[str]) -> tuple[dict[str, Any], str | None]:
+    """Contract arguments for the replacement of ``module``, or the reason it cannot be honoured."""
+    if isinstance(module, Op):
+        args = {
+            "in_channels": module.in_channels,
+            "out_channels": module.out_channels,
+            "kernel_size": module.kernel_size,
+            "stride": module.stride,
+            "dim": module.dim,
+            "bias": module.has_bias,
+        }
+        return args, None
+    dim = len(module.kernel_size)
+    args = {
+        "in_channels": module.in_channels,
+        "out_channels": module.out_channels,
+        "kernel_size": tuple(module.kernel_size),
+        "stride": tuple(module.stride),
+        "dim": dim,
+        "bias": module.bias is not None,
+    }
+    if module.padding_mode != "zeros":
+        return args, f"padding_mode={module.padding_mode!r}, the operators pad with zeros"
+    if any(k % 2 == 0 for k in module.kernel_size):
+        return args, f"even kernel_size {tuple(module.kernel_size)} has no symmetric 'same' padding"
+    same = same_padding(module.kernel_size, module.dilation)
+    if module.padding != same and not (module.padding == "same" and all(s == 1 for s in module.stride)):
+        return args, f"padding {module.padding} is not 'same' {same}: the output size would change"
+    if any(d != 1 for d in module.dilation):
+        if "dilation" not in accepted:
+            return args, f"dilation {tuple(module.dilation)} (the target takes no dilation)"
+        args["dilation"] = tuple(module.dilation)
+    if module.groups != 1:
+        if "groups" not in accepted:
+            return args, f"groups={module.groups} (the target takes no groups)"
+        args["groups"] = module.groups
+    return args, None
+
+
+def convert(
+    model: nn.Module,
+    to: str,
+    where: Where = None,
+    *,
+    include_pointwise: bool = False,
+    **options: Any,
+) -> ConvertReport:
+    """Replace, in place, every ``nn.Conv{1,2,3}d`` or convzoo operator of ``model`` matched by ``where`` with ``to``.
+
+    Each replacement keeps the channels, kernel size, stride, dims, bias, device and dtype of the
+    layer it replaces and is built with ``create_op(to, ..., **options)``; its weights are freshly
+    initialised. ``where`` selects layers by qualified name: a glob (``"layer1.*"``), a list of
+    globs, or ``f(name, module) -> bool``. 1×1 convs mix channels, not space, so they are kept
+    unless ``include_pointwise=True``. A layer the target cannot honour (dilation, groups, padding
+    that is not "same", an option the target rejects) is kept and listed in ``report.skipped``
+    with the reason; nothing is skipped silently.
+    """
+    entry = OPS.get(to)
+    accepted = check_options(to, options)
+    match = _matcher(where)
+    report = ConvertReport(target=to)
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and isinstance(module, (*_CONVS, Op)) and match(name, module)
+    ]
+    # an op nested inside a replaced op goes with its parent
+    replaced_prefixes: list[str] = []
+    for name, module in candidates:
+        if any(name.startswith(p + ".") for p in replaced_prefixes):
+            continue
+        layer = _describe(module)
+        if not include_pointwise and all(k == 1 for k in module.kernel_size):
+            report.skipped.append(Skipped(name, layer, "1x1 pointwise conv (pass include_pointwise=True)"))
+            continue
+        args, reason = _conv_arguments(module, accepted)
+        if reason is None and args["dim"] not in entry.dims:
+            reason = f"{args['dim']}-d layer, {to!r} supports dims {entry.dims}"
+        if reason is None:
+            try:
+                new = create_op(to, **args, **options)
+            except (ValueError, TypeError) as error:
+                reason = str(error)
+        if reason is not None:
+            report.skipped.append(Skipped(name, layer, reason))
+            continue
+        reference = next(module.parameters(), None)
+        if reference is not None:
+            new = new.to(device=reference.device, dtype=reference.dtype)
+        new.train(module.training)
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, new)
+        replaced_prefixes.append(name)
+        report.replaced.append(Replaced(name, layer, _describe(new)))
+    return report

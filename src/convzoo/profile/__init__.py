@@ -1,0 +1,1 @@
+"""Measurement: counting, timing and comparing operators and models."""
