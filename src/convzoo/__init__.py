@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from convzoo import layers, ops  # noqa: F401  (importing registers every operator and layer)
+from convzoo.convert import ConvertReport, convert
 from convzoo.ops.base import ConvSpec, Op, create_op, list_ops
 from convzoo.registry import LAYERS, MODELS, OPS, TRANSFORMS, UnknownNameError
 
@@ -13,6 +14,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "ConvSpec",
+    "ConvertReport",
     "LAYERS",
     "MODELS",
     "OPS",
@@ -20,6 +22,7 @@ __all__ = [
     "TRANSFORMS",
     "UnknownNameError",
     "__version__",
+    "convert",
     "create_op",
     "list_ops",
 ]

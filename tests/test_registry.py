@@ -1,0 +1,62 @@
+"""The registry: metadata, duplicates, unknown names with suggestions, catalog keys."""
+
+from __future__ import annotations
+
+import pytest
+
+import convzoo
+from convzoo import OPS, UnknownNameError, create_op
+from convzoo.catalog import catalog_entries, catalog_keys, coverage
+from convzoo.registry import Registry
+
+
+def test_duplicate_name_raises():
+    registry = Registry("thing")
+    registry.register("a", kind="x", summary="first")(type("A", (), {}))
+    with pytest.raises(ValueError, match=r"thing 'a' is already registered"):
+        registry.register("a", kind="x", summary="second")(type("B", (), {}))
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(UnknownNameError, match=r"unknown op 'shfit'; did you mean 'shift'"):
+        create_op("shfit", 8, 8)
+    with pytest.raises(ValueError, match=r"unknown op 'zzzz' \(`convzoo ops` lists all"):
+        OPS.get("zzzz")
+
+
+def test_registration_validates_kind_papers_and_dims():
+    registry = Registry("op", kinds=("grid",))
+    with pytest.raises(ValueError, match=r"op 'a': kind 'blob' is not one of grid"):
+        registry.register("a", kind="blob")
+    with pytest.raises(ValueError, match=r"op 'a': papers \['not-a-paper'\] are not catalog keys"):
+        registry.register("a", kind="grid", papers=("not-a-paper",))
+    with pytest.raises(ValueError, match=r"op 'a': dims must be a non-empty subset of \(1, 2, 3\), got \(4,\)"):
+        registry.register("a", kind="grid", dims=(4,))
+
+
+def test_entries_carry_the_metadata():
+    entry = OPS.get("shift")
+    assert entry.kind == "grid" and entry.dims == (1, 2, 3) and entry.linear and not entry.dynamic
+    assert set(entry.papers) == {"scnet-sr", "tcsr"}
+    assert entry.summary.startswith("Spatial shift")
+    assert OPS.names("s*") == sorted(n for n in OPS.names() if n.startswith("s"))
+
+
+def test_catalog_table_has_every_seed_once():
+    seeds = [e.seed for e in catalog_entries()]
+    assert seeds == list(range(1, 120))
+    assert {"inception-v3", "unireplknet", "senet", "fcn"} <= catalog_keys()
+    assert [e.key for e in catalog_entries() if e.seed in (23, 48)] == ["fcn", "fcn"]
+
+
+FOUNDATION = [2, 3, 5, 7, 12, 13, 14, 15, 18, 30, 40, 46, 90, 93, 95, 110]
+
+
+def test_foundation_seeds_are_implemented():
+    implemented = {entry.seed for entry, by in coverage() if by}
+    assert set(FOUNDATION) <= implemented, sorted(set(FOUNDATION) - implemented)
+
+
+def test_public_api():
+    for name in convzoo.__all__:
+        assert hasattr(convzoo, name), name
