@@ -25,6 +25,7 @@ __all__ = [
     "LAYERS",
     "MODELS",
     "TRANSFORMS",
+    "SUITES",
     "OP_KINDS",
     "all_registries",
 ]
@@ -152,9 +153,10 @@ OPS = Registry("op", kinds=OP_KINDS)
 LAYERS = Registry("layer", kinds=("layer",))
 MODELS = Registry("model")
 TRANSFORMS = Registry("transform")
+SUITES = Registry("suite")
 
 
 def all_registries() -> tuple[Registry, ...]:
     import convzoo  # noqa: F401  (importing the package registers everything)
 
-    return (OPS, LAYERS, MODELS, TRANSFORMS)
+    return (OPS, LAYERS, MODELS, TRANSFORMS, SUITES)
