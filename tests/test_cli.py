@@ -82,3 +82,12 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
 def test_version_and_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "convzoo", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"convzoo {convzoo.__version__}"
+
+
+def test_models_lists_counted_and_published_parameters(capsys):
+    assert main(["models", "resnet5*"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("resnet50 "))
+    # ResNet-50 at 224x224: 25.56M parameters, 4.09 GMACs (torchvision publishes 25.6M and 4.09 "GFLOPS", i.e. MACs)
+    assert row.split()[1:4] == ["25.56M", "25.56M", "4.09"], row
+    assert "resnet56" in out and "resnet18" not in out

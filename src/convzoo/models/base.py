@@ -36,6 +36,7 @@ __all__ = [
     "make_mixer",
     "count_params",
     "meta_param_count",
+    "meta_macs",
 ]
 
 
@@ -278,3 +279,19 @@ def meta_param_count(name: str, **kwargs: Any) -> int:
     with torch.device("meta"):
         model = create_model(name, **kwargs)
     return count_params(model)
+
+
+def meta_macs(name: str, input_size: tuple[int, ...] | None = None, **kwargs: Any) -> int:
+    """Multiply-accumulates of one forward pass at ``input_size`` (default: the variant's), batch 1.
+
+    Counted by ``torch.utils.flop_counter`` on the meta device: shapes only, nothing computed.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = MODELS.get(name).extra["input_size"] if input_size is None else tuple(input_size)
+    counter = FlopCounterMode(display=False)
+    with torch.device("meta"):
+        model = create_model(name, **kwargs).eval()
+        with counter, torch.no_grad():
+            model(torch.empty(1, *size))
+    return counter.get_total_flops() // 2
