@@ -26,6 +26,7 @@ __all__ = [
     "MODELS",
     "TRANSFORMS",
     "SUITES",
+    "DATASETS",
     "OP_KINDS",
     "all_registries",
 ]
@@ -154,9 +155,10 @@ LAYERS = Registry("layer", kinds=("layer",))
 MODELS = Registry("model")
 TRANSFORMS = Registry("transform")
 SUITES = Registry("suite")
+DATASETS = Registry("dataset")
 
 
 def all_registries() -> tuple[Registry, ...]:
     import convzoo  # noqa: F401  (importing the package registers everything)
 
-    return (OPS, LAYERS, MODELS, TRANSFORMS, SUITES)
+    return (OPS, LAYERS, MODELS, TRANSFORMS, SUITES, DATASETS)
