@@ -103,7 +103,6 @@ class ConvNet(nn.Module):
     stages: nn.ModuleList
     head: nn.Module
     feature_info: list[FeatureInfo]
-    final_norm: nn.Module | None = None
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)
@@ -115,7 +114,9 @@ class ConvNet(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.forward_stages(x)[-1]
-        return x if self.final_norm is None else self.final_norm(x)
+        # a registered submodule; no class-level default, which would hide it from attribute lookup
+        final_norm = self._modules.get("final_norm")
+        return x if final_norm is None else final_norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         return self.head(x, pre_logits=pre_logits)

@@ -24,6 +24,7 @@ class ResNetConfig:
     ``shortcut``: "conv" (1×1 projection, option B) or "pad" (parameter-free subsample + zero channels, option A).
     ``attention``: None, "se" or "eca" after the last BN of each block; ``eca_kernel_sizes`` per stage.
     ``radix`` > 0 makes the 3×3 a split-attention conv (ResNeSt) with ``avd`` average-pool downsampling.
+    ``zero_init_residual`` starts every residual branch at zero (Goyal et al.), off by default as in torchvision.
     """
 
     layers: tuple[int, ...] = (2, 2, 2, 2)
@@ -41,6 +42,7 @@ class ResNetConfig:
     radix: int = 0
     avd: bool = False
     drop_rate: float = 0.0
+    zero_init_residual: bool = False
 
 
 def _bn_relu(channels: int) -> list[nn.Module]:
@@ -174,12 +176,15 @@ class ResNet(ConvNet):
             self.feature_info.append(FeatureInfo(f"stages.{i}", in_ch, reduction))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(in_ch, num_classes, drop=cfg.drop_rate)
+        self.zero_init_residual = cfg.zero_init_residual
         self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if not self.zero_init_residual:
+            return
         # zero-init the last BN of each residual branch (Goyal et al.): blocks start as identities
         for stage in self.stages:
             for block in stage:

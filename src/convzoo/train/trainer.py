@@ -1,0 +1,289 @@
+"""Classification training: SGD/AdamW, warm-up + cosine schedule, label smoothing (S3), EMA, bf16, DDP.
+
+``train(TrainConfig(...))`` trains, evaluates after every epoch, writes ``metrics.jsonl`` and a
+checkpoint folder (``convzoo.train.checkpoint``) under ``out``, and resumes from it with
+``resume=True``. Runs are deterministic under ``seed``: the data order of epoch ``e`` comes from a
+generator seeded with ``(seed, e)``, and the torch RNG is saved with each checkpoint, so a resumed
+run continues exactly as an uninterrupted one. Under ``torchrun`` (``WORLD_SIZE`` > 1) the same
+loop runs with DistributedDataParallel (nccl on GPUs, gloo on CPU) and a distributed sampler;
+only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data.distributed import DistributedSampler
+
+from convzoo.data.base import load_dataset
+from convzoo.train.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine"]
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the checkpoint)."""
+
+    model: str = "resnet20"
+    op: str | None = None
+    data: str = "digits"
+    data_root: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float | None = None  # default: 0.05 for SGD, 2e-3 for AdamW
+    momentum: float = 0.9
+    weight_decay: float | None = None  # default: 5e-4 for SGD, 0.05 for AdamW
+    warmup_epochs: float = 0.2
+    label_smoothing: float = 0.1
+    bf16: bool = False
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+    seed: int = 0
+    out: str | None = None
+    cfg: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
+            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (
+                self.ema_decay is None or 0 < self.ema_decay < 1,
+                f"ema_decay must be in (0, 1), got {self.ema_decay}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"train: {message}")
+        if self.lr is None:
+            self.lr = 0.05 if self.optimizer == "sgd" else 2e-3
+        if self.weight_decay is None:
+            self.weight_decay = 5e-4 if self.optimizer == "sgd" else 0.05
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    test_accuracy: float
+    test_loss: float
+    history: list[dict[str, Any]]
+    checkpoint: Path | None
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str = "cpu") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (eval mode) on ``dataset``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for images, labels in DataLoader(dataset, batch_size=batch_size):
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += labels.numel()
+    model.train(was_training)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def _architecture(config: TrainConfig, info) -> dict[str, Any]:
+    return {
+        "model": config.model,
+        "op": config.op,
+        "num_classes": info.num_classes,
+        "in_chans": info.channels,
+        "cfg": dict(config.cfg),
+    }
+
+
+def _data_record(info) -> dict[str, Any]:
+    record = dataclasses.asdict(info)
+    record.pop("split", None)
+    return record
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; see the module docstring."""
+    from convzoo.models.base import create_model
+
+    world, rank, local_rank = _distributed()
+    if config.device is not None:
+        device = torch.device(config.device)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    out = Path(config.out) if config.out else None
+    checkpoint = None
+    if resume:
+        if out is None:
+            raise ValueError("train: resume needs out=, the folder holding the checkpoint")
+        checkpoint = read_checkpoint(out / "checkpoint")
+        saved = checkpoint.meta.get("train_config", {})
+        for key in ("model", "op", "data", "cfg", "seed", "optimizer", "batch_size"):
+            if saved.get(key) != getattr(config, key):
+                raise ValueError(
+                    f"train: cannot resume {str(out)!r}: it was trained with {key}={saved.get(key)!r}, "
+                    f"not {getattr(config, key)!r}"
+                )
+
+    torch.manual_seed(config.seed)
+    train_set = load_dataset(config.data, "train", config.data_root)
+    test_set = load_dataset(config.data, "test", config.data_root)
+    info = train_set.info
+    architecture = _architecture(config, info)
+    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels, op=config.op, **config.cfg)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+        )
+    else:
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if world > 1:
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    else:
+        sampler = None
+    steps_per_epoch = math.ceil(len(train_set) / world / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
+    )
+    ema = None
+    if config.ema_decay is not None:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    start_epoch, step, history = 0, 0, []
+    if checkpoint is not None:
+        load_weights(model, checkpoint, architecture)
+        load_training_state(checkpoint, optimizer, scheduler, ema)
+        start_epoch, step = checkpoint.meta["epoch"], checkpoint.meta["step"]
+        history = list(checkpoint.meta.get("metrics", {}).get("history", []))
+        if start_epoch >= config.epochs:
+            raise ValueError(
+                f"train: {str(out)!r} already finished {start_epoch} epochs; pass more than {start_epoch} to continue"
+            )
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    if rank == 0 and out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
+    for epoch in range(start_epoch, config.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = sampler
+        else:
+            order = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 10_007 + epoch))
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order)
+        net.train()
+        started = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = _progress(loader, config.progress and rank == 0, f"{config.model} epoch {epoch + 1}/{config.epochs}")
+        for images, labels in bar:
+            images, labels = images.to(device), labels.to(device)
+            with autocast:
+                logits = net(images)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
+            loss_sum += loss.item() * labels.numel()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += labels.numel()
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "time_s": time.perf_counter() - started,
+        }
+        if rank == 0:
+            record["test_loss"], record["test_acc"] = evaluate(model, test_set, device=str(device))
+            if ema is not None:
+                record["ema_test_loss"], record["ema_test_acc"] = evaluate(ema.module, test_set, device=str(device))
+            history.append(record)
+            if out is not None:
+                with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+                save_checkpoint(
+                    out / "checkpoint",
+                    model,
+                    architecture,
+                    data=_data_record(info),
+                    epoch=epoch + 1,
+                    step=step,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    ema=ema,
+                    metrics={"history": history, "test_acc": record["test_acc"]},
+                    train_config=dataclasses.asdict(config),
+                )
+        if world > 1:
+            dist.barrier()
+    test_loss, test_acc = (history[-1]["test_loss"], history[-1]["test_acc"]) if history else (math.nan, math.nan)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(model, test_acc, test_loss, history, (out / "checkpoint") if out is not None else None)
+
+
+def _progress(loader: DataLoader, enabled: bool, description: str):
+    if not enabled:
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=description, leave=False, dynamic_ncols=True)
