@@ -1,0 +1,158 @@
+"""ConvNeXt (S67, Liu et al., "A ConvNet for the 2020s"): ConvNeXt-T/S/B/L.
+
+A patchify stem (4×4/4 conv + LayerNorm), four stages of inverted-bottleneck blocks
+(7×7 depthwise → LayerNorm → 1×1 (4× expansion) → GELU → 1×1 → layer scale → DropPath, residual),
+LayerNorm + 2×2/2 conv between stages, and a head of global average pool → LayerNorm → Linear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from convzoo.layers.drop_path import DropPath
+from convzoo.layers.norm import LayerNormChannelsFirst
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.ops.base import Op
+
+__all__ = ["ConvNeXtConfig", "ConvNeXt"]
+
+
+@dataclass(frozen=True)
+class ConvNeXtConfig:
+    """One ConvNeXt network.
+
+    ``depths``/``dims``: blocks and channels per stage. ``kernel_size``: the depthwise conv of every block
+    (7 in the paper; also the kernel handed to ``op=``). ``mlp_ratio``: expansion of the 1×1 MLP.
+    ``layer_scale_init``: initial γ (0 disables layer scale). ``drop_path_rate``: stochastic depth, rising
+    linearly from 0 at the first block to this value at the last. ``drop_rate``: dropout before the classifier.
+    ``head_init_scale``: factor on the initial classifier weights and bias (1.0 for ImageNet-1k training).
+    """
+
+    depths: tuple[int, ...] = (3, 3, 9, 3)
+    dims: tuple[int, ...] = (96, 192, 384, 768)
+    kernel_size: int = 7
+    mlp_ratio: int = 4
+    layer_scale_init: float = 1e-6
+    drop_path_rate: float = 0.0
+    drop_rate: float = 0.0
+    head_init_scale: float = 1.0
+
+
+def _linear_rates(last: float, count: int) -> list[float]:
+    """``count`` drop-path rates rising linearly from 0 to ``last`` (plain floats: works on the meta device)."""
+    return [last * i / (count - 1) if count > 1 else 0.0 for i in range(count)]
+
+
+class _Block(nn.Module):
+    """x + DropPath(γ · Linear(GELU(Linear(LN(DWConv7×7(x)))))): the depthwise conv is what ``op=`` replaces."""
+
+    def __init__(self, cfg: ConvNeXtConfig, dim: int, drop_path: float, position: str, op: str | None) -> None:
+        super().__init__()
+        k = cfg.kernel_size
+
+        def default() -> nn.Module:
+            return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim)
+
+        self.mixer = make_mixer(f"{position}.mixer", op, default, dim, dim, k, bias=True)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        hidden = cfg.mlp_ratio * dim
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        init = cfg.layer_scale_init
+        self.gamma = nn.Parameter(torch.full((dim,), float(init))) if init > 0 else None
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.mixer(x).permute(0, 2, 3, 1)  # (N, H, W, C): LayerNorm and the 1×1s work on the last dim
+        y = self.fc2(self.act(self.fc1(self.norm(y))))  # (N, H, W, C)
+        if self.gamma is not None:
+            y = y * self.gamma
+        y = y.permute(0, 3, 1, 2)  # (N, C, H, W)
+        return x + self.drop_path(y)
+
+
+class _Stage(nn.Module):
+    """Optional downsampling (LayerNorm + 2×2/2 conv), then the stage's blocks."""
+
+    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class ConvNeXt(ConvNet):
+    """ConvNeXt (S67, "A ConvNet for the 2020s"): patchify stem → 4 stages of ConvNeXt blocks → pool, LN, linear.
+
+    Follows the official facebookresearch/ConvNeXt code (and torchvision): the block's LayerNorm and 1×1s run
+    channels-last as ``nn.LayerNorm``/``nn.Linear``; stem and downsampling norms are channels-first LayerNorms;
+    every norm has eps 1e-6; conv and linear weights are truncated-normal (std 0.02) with zero biases.
+
+    ``op=`` builds every block's depthwise ``k×k`` conv as ``create_op(op, C, C, kernel_size)`` (C → C, the
+    family's kernel, 7 by default, with a bias as in the original). An operator that cannot take a C → C
+    ``k×k`` position (e.g. ``pix``, which only replaces 1×1 convs) raises ``ValueError`` naming the block.
+    """
+
+    def __init__(self, cfg: ConvNeXtConfig, *, num_classes: int = 1000, in_chans: int = 3, op: str | None = None):
+        super().__init__()
+        if len(cfg.depths) != len(cfg.dims) or not cfg.depths:
+            raise ValueError(f"convnext: depths {cfg.depths} and dims {cfg.dims} must be non-empty and of equal length")
+        if cfg.kernel_size < 1 or cfg.kernel_size % 2 == 0:
+            raise ValueError(f"convnext: kernel_size must be a positive odd int, got {cfg.kernel_size!r}")
+        dims = cfg.dims
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, stride=4), LayerNormChannelsFirst(dims[0]))
+        rates = _linear_rates(cfg.drop_path_rate, sum(cfg.depths))
+        stages, self.feature_info = [], []
+        index, reduction = 0, 4
+        for i, (depth, dim) in enumerate(zip(cfg.depths, dims, strict=True)):
+            downsample: nn.Module = nn.Identity()
+            if i > 0:
+                downsample = nn.Sequential(LayerNormChannelsFirst(dims[i - 1]), nn.Conv2d(dims[i - 1], dim, 2, 2))
+                reduction *= 2
+            blocks = [_Block(cfg, dim, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
+            index += depth
+            stages.append(_Stage(downsample, blocks))
+            self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
+        self.stages = nn.ModuleList(stages)
+        self.head = ClassifierHead(dims[-1], num_classes, norm=nn.LayerNorm(dims[-1], eps=1e-6), drop=cfg.drop_rate)
+        self._init_weights(cfg.head_init_scale)
+
+    def _init_weights(self, head_init_scale: float) -> None:
+        # a replacement operator keeps its own initialisation
+        inside_ops = {id(m) for op in self.modules() if isinstance(op, Op) for m in op.modules()}
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear) and id(m) not in inside_ops:
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        fc = self.head.fc
+        if isinstance(fc, nn.Linear):
+            with torch.no_grad():
+                fc.weight.mul_(head_init_scale)
+                fc.bias.mul_(head_init_scale)
+
+
+_SIZES = {
+    # name: (depths, dims, torchvision ImageNet-1k count, S67 Table 1 count)
+    "tiny": ((3, 3, 9, 3), (96, 192, 384, 768), 28_589_128, "28M"),
+    "small": ((3, 3, 27, 3), (96, 192, 384, 768), 50_223_688, "50M"),
+    "base": ((3, 3, 27, 3), (128, 256, 512, 1024), 88_591_464, "89M"),
+    "large": ((3, 3, 27, 3), (192, 384, 768, 1536), 197_767_336, "198M"),
+}
+for _size, (_depths, _dims, _params, _paper) in _SIZES.items():
+    register_variant(
+        f"convnext_{_size}",
+        ConvNeXt,
+        ConvNeXtConfig(depths=_depths, dims=_dims),
+        papers=("convnext",),
+        params=_params,
+        params_source=f"torchvision ImageNet weights (convnext_{_size}): {_params:,}; S67 Table 1: {_paper}",
+        summary=f"ConvNeXt-{_size[0].upper()} (S67, A ConvNet for the 2020s): depths {_depths}, widths {_dims}",
+        test_cfg={"depths": (1, 1, 1, 1)},
+    )
