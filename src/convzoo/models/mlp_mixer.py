@@ -113,13 +113,6 @@ class MlpMixer(ConvNet):
         self.head = ClassifierHead(cfg.dim, num_classes, drop=cfg.drop_rate)
         self._init_weights()
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        # ConvNet's class-level ``final_norm = None`` shadows a submodule of that name on attribute lookup, so
-        # read the registered module directly (None once ``features_only`` removed it)
-        norm = self._modules.get("final_norm")
-        x = self.forward_stages(x)[-1]  # (N, C, h, w)
-        return x if norm is None else norm(x)
-
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
