@@ -2,8 +2,11 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from convzoo import layers, ops  # noqa: F401  (importing registers every operator and layer)
+from convzoo import data, layers, models, ops  # noqa: F401  (importing registers everything)
 from convzoo.convert import ConvertReport, convert
+from convzoo.data import load_dataset
+from convzoo.models import create_model, list_models
+from convzoo.models.share_kernels import share_kernels
 from convzoo.ops.base import ConvSpec, Op, create_op, list_ops
 from convzoo.registry import LAYERS, MODELS, OPS, TRANSFORMS, UnknownNameError
 
@@ -23,6 +26,10 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "convert",
+    "create_model",
     "create_op",
+    "list_models",
+    "load_dataset",
+    "share_kernels",
     "list_ops",
 ]

@@ -145,12 +145,9 @@ def build_from_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
 
     checkpoint = read_checkpoint(path)
     arch = checkpoint.architecture
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.get("cfg", {}).items()}  # JSON lists
     model = create_model(
-        arch["model"],
-        num_classes=arch["num_classes"],
-        in_chans=arch["in_chans"],
-        op=arch.get("op"),
-        **arch.get("cfg", {}),
+        arch["model"], num_classes=arch["num_classes"], in_chans=arch["in_chans"], op=arch.get("op"), **cfg
     )
     load_weights(model, checkpoint, arch)
     return model.eval(), checkpoint

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,21 @@ def _distributed() -> tuple[int, int, int]:
     return world, rank, local
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so saved and given settings compare equal."""
+    return json.loads(json.dumps(value))
+
+
 def _architecture(config: TrainConfig, info) -> dict[str, Any]:
-    return {
-        "model": config.model,
-        "op": config.op,
-        "num_classes": info.num_classes,
-        "in_chans": info.channels,
-        "cfg": dict(config.cfg),
-    }
+    return _as_json(
+        {
+            "model": config.model,
+            "op": config.op,
+            "num_classes": info.num_classes,
+            "in_chans": info.channels,
+            "cfg": dict(config.cfg),
+        }
+    )
 
 
 def _data_record(info) -> dict[str, Any]:
@@ -147,8 +155,14 @@ def _data_record(info) -> dict[str, Any]:
     return record
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
-    """Train ``config.model`` on ``config.data``; see the module docstring."""
+def train(
+    config: TrainConfig, *, resume: bool = False, on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None
+) -> TrainResult:
+    """Train ``config.model`` on ``config.data``; see the module docstring.
+
+    ``on_epoch_end(record)`` is called on rank 0 after each epoch's checkpoint with that epoch's
+    metrics; returning ``False`` stops the run there (it can be resumed later with ``resume=True``).
+    """
     from convzoo.models.base import create_model
 
     world, rank, local_rank = _distributed()
@@ -166,7 +180,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         checkpoint = read_checkpoint(out / "checkpoint")
         saved = checkpoint.meta.get("train_config", {})
         for key in ("model", "op", "data", "cfg", "seed", "optimizer", "batch_size"):
-            if saved.get(key) != getattr(config, key):
+            if saved.get(key) != _as_json(getattr(config, key)):
                 raise ValueError(
                     f"train: cannot resume {str(out)!r}: it was trained with {key}={saved.get(key)!r}, "
                     f"not {getattr(config, key)!r}"
@@ -243,6 +257,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             seen += labels.numel()
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if world > 1:
+            # DDP keeps parameters identical; BN statistics are per rank, so every rank takes rank 0's
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
         record = {
             "epoch": epoch + 1,
             "step": step,
@@ -272,8 +290,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
                     metrics={"history": history, "test_acc": record["test_acc"]},
                     train_config=dataclasses.asdict(config),
                 )
+        stop = rank == 0 and on_epoch_end is not None and on_epoch_end(record) is False
         if world > 1:
+            flag = torch.tensor([int(stop)])
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
             dist.barrier()
+        if stop:
+            break
     test_loss, test_acc = (history[-1]["test_loss"], history[-1]["test_acc"]) if history else (math.nan, math.nan)
     if world > 1:
         dist.barrier()

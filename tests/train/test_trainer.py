@@ -1,0 +1,126 @@
+"""The trainer: learns digits, resumes exactly, checkpoints name their architecture, DDP ranks agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from convzoo.models import create_model
+from convzoo.train import CheckpointError, TrainConfig, build_from_checkpoint, read_checkpoint, train
+from convzoo.train.checkpoint import load_weights
+from convzoo.train.trainer import warmup_cosine
+
+SMALL = {"layers": (1, 1, 1)}  # a ResNet-8 with the CIFAR ResNet layout, for fast runs
+
+
+def test_two_epochs_of_conv_on_digits_beat_80_percent(tmp_path):
+    result = train(TrainConfig(model="resnet20", op="conv", epochs=2, out=str(tmp_path), progress=False))
+    assert result.test_accuracy > 0.80, result.history
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    model, checkpoint = build_from_checkpoint(tmp_path / "checkpoint")
+    assert checkpoint.meta["epoch"] == 2 and checkpoint.architecture["op"] == "conv"
+    assert checkpoint.meta["metrics"]["test_acc"] == pytest.approx(result.test_accuracy)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    common = {"model": "resnet20", "cfg": SMALL, "progress": False, "ema_decay": 0.9}
+    straight = train(TrainConfig(epochs=3, out=str(tmp_path / "a"), **common))
+    interrupted = train(TrainConfig(epochs=3, out=str(tmp_path / "b"), **common), on_epoch_end=lambda record: False)
+    assert len(interrupted.history) == 1
+    resumed = train(TrainConfig(epochs=3, out=str(tmp_path / "b"), **common), resume=True)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    assert [h["test_acc"] for h in straight.history] == [h["test_acc"] for h in resumed.history]
+    assert read_checkpoint(tmp_path / "b" / "checkpoint").meta["step"] == straight.history[-1]["step"]
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    train(TrainConfig(model="resnet20", cfg=SMALL, epochs=1, out=str(tmp_path), progress=False))
+    with pytest.raises(ValueError, match=r"cannot resume .* it was trained with op=None, not 'shift'"):
+        train(TrainConfig(model="resnet20", op="shift", cfg=SMALL, epochs=2, out=str(tmp_path)), resume=True)
+    with pytest.raises(ValueError, match=r"already finished 1 epochs"):
+        train(TrainConfig(model="resnet20", cfg=SMALL, epochs=1, out=str(tmp_path), progress=False), resume=True)
+
+
+def test_checkpoint_into_the_wrong_architecture_names_both(tmp_path):
+    train(TrainConfig(model="resnet20", cfg=SMALL, epochs=1, out=str(tmp_path), progress=False))
+    other = create_model("resnet56", num_classes=10, in_chans=1)
+    wanted = {"model": "resnet56", "op": None, "num_classes": 10, "in_chans": 1, "cfg": {}}
+    with pytest.raises(
+        CheckpointError, match=r"holds resnet20, 10 classes, 1 input channels, but the model is resnet56"
+    ):
+        load_weights(other, tmp_path / "checkpoint", wanted)
+
+
+def test_missing_or_malformed_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match=r"is not a convzoo checkpoint: expected a folder with checkpoint.json"):
+        read_checkpoint(tmp_path)
+    (tmp_path / "checkpoint.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"checkpoint.json' is not valid JSON"):
+        read_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, r"train: epochs must be ≥ 1, got 0"),
+        ({"optimizer": "adam"}, r"train: optimizer must be one of sgd, adamw, got 'adam'"),
+        ({"label_smoothing": 1.0}, r"train: label_smoothing must be in \[0, 1\), got 1.0"),
+        ({"ema_decay": 1.5}, r"train: ema_decay must be in \(0, 1\), got 1.5"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_warmup_cosine_schedule():
+    factor = warmup_cosine(total_steps=110, warmup_steps=10)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0)
+
+
+def test_adamw_bf16_clip_run(tmp_path):
+    config = TrainConfig(
+        model="resnet20", cfg=SMALL, epochs=1, optimizer="adamw", bf16=True, grad_clip=1.0, progress=False
+    )
+    result = train(config)
+    assert 0.0 <= result.test_accuracy <= 1.0 and len(result.history) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_end_with_identical_weights_and_one_checkpoint(tmp_path):
+    out, dump = tmp_path / "run", tmp_path / "dump"
+    dump.mkdir()
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(_free_port()), str(worker), str(out), str(dump),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = load_file(str(dump / "rank0.safetensors")), load_file(str(dump / "rank1.safetensors"))
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), f"{name} differs between ranks"
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # written by rank 0 only
+    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == [
+        "checkpoint.json",
+        "model.safetensors",
+        "state.safetensors",
+    ]
