@@ -1,5 +1,5 @@
 # Two entry points, each creating or reusing .venv and installing everything (torch included).
-#   make run   – set up, then the main job: the catalog and an operator comparison on this machine
+#   make study – set up, then the main job: `convzoo study` on the embedded digits data (report in ./study)
 #   make test  – set up, then lint and the default test suite
 PYTHON ?= python3
 VENV := .venv
@@ -8,20 +8,20 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint clean
+.PHONY: setup study run test test-slow lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/convzoo catalog --section A
-	$(BIN)/convzoo compare
+study: $(STAMP)
+	$(BIN)/convzoo study --out study
+
+run: study
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -103,7 +103,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_end_with_identical_weights_and_one_checkpoint(tmp_path):
     out, dump = tmp_path / "run", tmp_path / "dump"
     dump.mkdir()
