@@ -57,7 +57,9 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
         ax.legend(loc="lower right")
     ax.set_xlabel(f"latency, ms (batch 1, {settings['threads_used']} threads, median of {settings['repeats']})")
     ax.set_ylabel(f"{settings['data']} test accuracy, %")
-    ax.set_title(f"{settings['model']}, {settings['epochs']} epochs per op (marker area ∝ parameters)")
+    epochs = settings["epochs"]
+    ax.set_title(f"{settings['model']}, {epochs} epoch{'s' if epochs != 1 else ''} per op (marker area ∝ parameters)")
+    ax.set_xscale("log")
     ax.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
