@@ -89,5 +89,5 @@ def test_models_lists_counted_and_published_parameters(capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("resnet50 "))
     # ResNet-50 at 224x224: 25.56M parameters, 4.09 GMACs (torchvision publishes 25.6M and 4.09 "GFLOPS", i.e. MACs)
-    assert row.split()[1:4] == ["25.56M", "25.56M", "4.09"], row
+    assert row.split()[1:5] == ["classify", "25.56M", "25.56M", "4.09"], row
     assert "resnet56" in out and "resnet18" not in out

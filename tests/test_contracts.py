@@ -95,4 +95,4 @@ def test_bad_input_rank_and_channels(name):
 @pytest.mark.parametrize("name", OPS.names())
 def test_unknown_option_names_the_op(name):
     with pytest.raises(TypeError, match=rf"{name}: unknown option\(s\) no_such_option; it takes"):
-        create_op(name, 8, 8, no_such_option=1)
+        create_op(name, 8, 8, dim=OPS.get(name).dims[0], no_such_option=1)

@@ -23,18 +23,13 @@ def run_models(args: argparse.Namespace) -> int:
     for name in names:
         entry = MODELS.get(name)
         counted = meta_param_count(name)
-        macs = "-" if args.no_macs else f"{meta_macs(name) / 1e9:.2f}"
-        rows.append(
-            (
-                name,
-                f"{counted / 1e6:.2f}M",
-                f"{entry.extra['params'] / 1e6:.2f}M",
-                macs,
-                _size(entry.extra["input_size"]),
-                ",".join(entry.papers),
-            )
-        )
-    print(table(("model", "params", "published", "GMACs", "input", "papers"), rows))
+        if entry.kind == "classify":
+            macs = "-" if args.no_macs else f"{meta_macs(name) / 1e9:.2f}"
+            published, size = f"{entry.extra['params'] / 1e6:.2f}M", _size(entry.extra["input_size"])
+        else:  # sequence models have no fixed input size to count MACs at
+            macs, published, size = "-", "-", "-"
+        rows.append((name, entry.kind, f"{counted / 1e6:.2f}M", published, macs, size, ",".join(entry.papers)))
+    print(table(("model", "task", "params", "published", "GMACs", "input", "papers"), rows))
     return 0
 
 

@@ -242,6 +242,11 @@ def create_model(
     torch.Size([1, 10])
     """
     entry = MODELS.get(name)
+    if entry.kind != "classify":
+        # sequence models and other tasks take their own config overrides only
+        if num_classes is not None or in_chans != 3 or op is not None or features_only or pretrained:
+            raise ValueError(f"{name}: a {entry.kind} model takes config overrides only, not classifier options")
+        return entry.obj(**cfg)
     num_classes = entry.extra["num_classes"] if num_classes is None else num_classes
     if pretrained:
         raise ValueError(f"{name}: convzoo ships no pretrained weights; load a convzoo checkpoint instead")
