@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.ops.base import ConvSpec, Op, same_padding
+from convzoo.ops.large_kernel import depthwise_conv, large_kernel_module
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
@@ -115,15 +116,8 @@ class DilatedReparam(Op):
     def _conv(self, x: Tensor, weight: Tensor, dilation: int) -> Tensor:
         """Depthwise conv of ``x`` ``(N, C, *S)`` with ``weight`` ``(C, 1, *k)`` and ``dilation``, "same" padding."""
         padding = same_padding(weight.shape[2:], dilation)
-        kwargs = {"stride": self.stride, "padding": padding, "dilation": dilation}
-        if self.in_channels == 1 and self.dim == 3:
-            # PyTorch's CPU (oneDNN) groups=1 conv3d backward gives wrong weight gradients, and can corrupt the heap,
-            # for one-channel convs with large kernels and stride 2 (torch 2.13, e.g. 7^3 on 7^3 inputs). Two
-            # identical groups take the depthwise path instead; channel 0 is the answer.
-            x = x.expand(-1, 2, *x.shape[2:])  # (N, 2, *S)
-            weight = weight.expand(2, *weight.shape[1:])  # (2, 1, *k)
-            return conv_nd(x, weight, groups=2, **kwargs)[:, :1]  # (N, 1, *S')
-        return conv_nd(x, weight, groups=self.in_channels, **kwargs)
+        # the large-kernel path: fast past 13 wide, and it carries the one-channel 3-d gradient workaround
+        return depthwise_conv(x, weight, None, self.stride, padding, dilation)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
@@ -155,7 +149,7 @@ class DilatedReparam(Op):
 
     def merge(self) -> nn.Module:
         """The deploy form: one depthwise ``nn.Conv{dim}d`` equal to this op in eval mode."""
-        return self.dense_kernel().to_module()
+        return large_kernel_module(self.dense_kernel().to_module())
 
     def extra_repr(self) -> str:
         branches = ", ".join(f"{k}@{r}" for k, r in self.branches)
