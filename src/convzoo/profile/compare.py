@@ -1,22 +1,21 @@
 """Side-by-side comparison of operators at one shape: parameters, MACs and latency measured interleaved.
 
-Latency follows the measurement conventions of convzoo: warm-up, then the candidates run in
-turn (A B C A B C ...) in one process, ``repeats`` times; the median is reported with the
-thread count, and each op's ratio to the first one. MACs come from ``torch.utils.flop_counter``.
+Latency follows the measurement conventions of convzoo (:mod:`convzoo.profile.timing`): warm-up, then the
+candidates run in turn (A B C A B C ...) in one process, ``repeats`` times; the median is reported with the
+thread count, and each op's ratio to the first one. MACs come from :mod:`convzoo.profile.counting`
+(``torch.utils.flop_counter`` with the per-op formulas).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from convzoo.ops.base import create_op
+from convzoo.profile.counting import count_macs
+from convzoo.profile.timing import interleaved
 
 __all__ = ["OpCost", "count_macs", "compare_ops"]
 
@@ -29,14 +28,7 @@ class OpCost:
     median_ms: float
     spread_ms: float
     ratio: float
-
-
-def count_macs(module: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass, as ``torch.utils.flop_counter`` counts them (flops / 2)."""
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        module(x)
-    return counter.get_total_flops() // 2
+    threads: int
 
 
 def compare_ops(
@@ -53,27 +45,25 @@ def compare_ops(
     threads: int | None = None,
     seed: int = 0,
 ) -> list[OpCost]:
-    """Build each op at ``channels → channels`` and measure it on a ``(batch, channels, size^dim)`` input."""
+    """Build each op at ``channels → channels`` and measure it on a ``(batch, channels, size^dim)`` input.
+
+    ``threads`` sets torch's intra-op thread count (and leaves it set, so a caller can state it after);
+    ``spread_ms`` is the IQR.
+    """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"compare: repeats must be ≥ 1 and warmup ≥ 0, got repeats={repeats}, warmup={warmup}")
+    torch.manual_seed(seed)
+    ops = [create_op(n, channels, channels, kernel_size, stride, dim=dim) for n in names]
+    x = torch.randn(batch, channels, *([size] * dim))
     if threads is not None:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    ops = [create_op(n, channels, channels, kernel_size, stride, dim=dim).eval() for n in names]
-    x = torch.randn(batch, channels, *([size] * dim))
-    times: list[list[float]] = [[] for _ in ops]
+    for op in ops:
+        op.eval()
     with torch.no_grad():
-        for round_ in range(warmup + repeats):
-            for op, record in zip(ops, times, strict=True):
-                start = time.perf_counter()
-                op(x)
-                elapsed = time.perf_counter() - start
-                if round_ >= warmup:
-                    record.append(elapsed * 1e3)
-    medians = [statistics.median(t) for t in times]
+        timings = interleaved([lambda op=op: op(x) for op in ops], repeats=repeats, warmup=warmup)
     costs = []
-    for name, op, record, median in zip(names, ops, times, medians, strict=True):
-        q = statistics.quantiles(record, n=4) if len(record) > 1 else [median, median, median]
+    for name, op, timing in zip(names, ops, timings, strict=True):
         params = sum(p.numel() for p in op.parameters())
-        costs.append(OpCost(name, params, count_macs(op, x), median, q[2] - q[0], median / medians[0]))
+        ratio = timing.median_ms / timings[0].median_ms
+        costs.append(OpCost(name, params, count_macs(op, x), timing.median_ms, timing.iqr_ms, ratio, timing.threads))
     return costs

@@ -1,0 +1,337 @@
+"""``profile(model, input)``: per-layer cost on this machine against its measured roofline (S54, conv-efficiency).
+
+For every row (layer, or a container's own ops; see :mod:`convzoo.profile.counting`) the profile gives params,
+MACs, FLOPs, bytes moved, arithmetic intensity, the measured latency (median and IQR over the forward passes),
+the achieved GFLOP/s and GB/s, the roofline time ``max(FLOPs / peak, bytes / bandwidth)`` under the measured
+peaks (:mod:`convzoo.profile.machine`) and the efficiency ``roofline / measured``.
+
+Per-row latency comes from forward hooks in eval mode under ``no_grad``: a layer's time is its call, a
+container's own ops are its time less its children's. The model's latency is measured on its own, without
+hooks: the sum of the rows is not the model (hooks add their overhead, and a layer timed inside the model sees
+the caches its neighbours left). The waterline is the sum of the roofline times, the least time this forward
+could take layer by layer on this machine; the model efficiency is ``waterline / measured latency`` ≤ 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from convzoo.profile.counting import LayerCount, count_layers, eval_no_grad, walk_layers
+from convzoo.profile.machine import MachinePeaks, machine_peaks
+from convzoo.profile.timing import Timing, load_average, measure, summarize, use_threads
+
+__all__ = ["LayerCost", "Profile", "ROOT", "profile"]
+
+ROOT = "(root)"  # the row name of the profiled module itself
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One row of a :class:`Profile`: counts per forward pass, measured time and roofline time in ms."""
+
+    name: str
+    type: str
+    calls: int
+    params: int
+    macs: int
+    bytes: int
+    macs_source: str
+    own_ops: bool
+    median_ms: float
+    iqr_ms: float
+    roofline_ms: float
+    bound: str
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOP per byte moved (0 for a row that moves nothing)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+    @property
+    def gflops(self) -> float:
+        """Achieved GFLOP/s."""
+        return self.flops / (self.median_ms * 1e6) if self.median_ms > 0 else 0.0
+
+    @property
+    def gbps(self) -> float:
+        """Achieved GB/s of the minimum traffic."""
+        return self.bytes / (self.median_ms * 1e6) if self.median_ms > 0 else 0.0
+
+    @property
+    def efficiency(self) -> float:
+        """``roofline_ms / median_ms``: 1 is the roof; a cache-resident layer can pass it."""
+        return self.roofline_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (own ops)" if self.own_ops else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        derived = ("flops", "intensity", "gflops", "gbps", "efficiency")
+        return {**asdict(self), **{k: getattr(self, k) for k in derived}}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Per-row costs and model totals; ``latency`` is the whole model timed on its own.
+
+    Rows come in the order their modules are first called (a container's own-ops row before its children).
+    """
+
+    model: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    dtype: str
+    threads: int
+    layers: tuple[LayerCost, ...]
+    params: int
+    macs: int
+    bytes: int
+    latency: Timing
+    peaks: MachinePeaks
+    warmup: int = 0
+    load_average: float | None = None
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency.median_ms
+
+    @property
+    def layers_ms(self) -> float:
+        """Sum of the rows' median times (measured with hooks; not the model's latency)."""
+        return sum(layer.median_ms for layer in self.layers)
+
+    @property
+    def waterline_ms(self) -> float:
+        """Sum of the rows' roofline times: the model's floor on this machine, layer by layer."""
+        return sum(layer.roofline_ms for layer in self.layers)
+
+    @property
+    def efficiency(self) -> float:
+        """``waterline_ms / latency_ms``."""
+        return self.waterline_ms / self.latency_ms if self.latency_ms > 0 else 0.0
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "repeats": self.latency.repeats,
+            "warmup": self.warmup,
+            "load_average": self.load_average,
+            "totals": {
+                "params": self.params,
+                "macs": self.macs,
+                "flops": self.flops,
+                "bytes": self.bytes,
+                "intensity": self.intensity,
+                "latency_ms": self.latency_ms,
+                "latency_iqr_ms": self.latency.iqr_ms,
+                "layers_ms": self.layers_ms,
+                "waterline_ms": self.waterline_ms,
+                "efficiency": self.efficiency,
+            },
+            "machine": self.peaks.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    def table(self) -> str:
+        from convzoo.profile.report import format_table
+
+        return format_table(self)
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write the JSON, CSV, plots and HTML report into ``out_dir`` (atomically); returns the paths by kind."""
+        from convzoo.profile.report import write_report
+
+        return write_report(self, out_dir)
+
+
+class _LayerTimer:
+    """Forward hooks timing every row: a layer's call, and a container's time less its children's."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.keys: dict[int, tuple[str, bool]] = {}
+        self.stack: list[list[Any]] = []  # [key, start, children's time]
+        self.current: dict[tuple[str, bool], float] = defaultdict(float)
+        self.handles = []
+        for name, module, layer in walk_layers(model):
+            self.keys[id(module)] = (name, not layer)
+            self.handles.append(module.register_forward_pre_hook(self._enter))
+            self.handles.append(module.register_forward_hook(self._leave))
+
+    def _enter(self, module: nn.Module, args: tuple) -> None:
+        self.stack.append([self.keys[id(module)], 0.0, 0.0])
+        self.stack[-1][1] = time.perf_counter()  # last, so the hook's own work is not timed
+
+    def _leave(self, module: nn.Module, args: tuple, output: Any) -> None:
+        end = time.perf_counter()
+        key, start, children = self.stack.pop()
+        inclusive = end - start
+        if self.stack:
+            self.stack[-1][2] += inclusive
+        own_ops = key[1]
+        self.current[key] += (inclusive - children if own_ops else inclusive) * 1e3
+
+    def take(self) -> dict[tuple[str, bool], float]:
+        """The per-row milliseconds of the forward pass just run; resets for the next one."""
+        taken, self.current = dict(self.current), defaultdict(float)
+        return taken
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _time_rows(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int, warmup: int) -> dict:
+    timer = _LayerTimer(model)
+    samples: dict[tuple[str, bool], list[float]] = defaultdict(list)
+    try:
+        for round_ in range(warmup + repeats):
+            model(*inputs)
+            taken = timer.take()
+            if round_ >= warmup:
+                for key, ms in taken.items():
+                    samples[key].append(ms)
+    finally:
+        timer.remove()
+    return {key: summarize(values) for key, values in samples.items()}
+
+
+def _as_inputs(model: nn.Module, example_input: Any, input_shape: Sequence[int] | None) -> tuple[Tensor, ...]:
+    if (example_input is None) == (input_shape is None):
+        raise ValueError(
+            "profile: give exactly one of example_input (a tensor) and input_shape (e.g. (1, 3, 224, 224))"
+        )
+    if isinstance(example_input, Tensor):
+        return (example_input,)
+    if isinstance(example_input, Sequence) and example_input and all(isinstance(t, Tensor) for t in example_input):
+        return tuple(example_input)
+    shape = input_shape if input_shape is not None else example_input
+    if (
+        not isinstance(shape, Sequence)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        raise ValueError(
+            f"profile: expected a tensor, a tuple of tensors or a shape of positive ints such as (1, 3, 224, 224), "
+            f"got {shape!r}"
+        )
+    floating = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    dtype = floating[0] if floating else torch.get_default_dtype()
+    generator = torch.Generator().manual_seed(0)
+    return (torch.randn(tuple(shape), generator=generator).to(dtype),)
+
+
+def _check_cpu(model: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+    devices = {t.device.type for t in (*inputs, *model.parameters(), *model.buffers())}
+    if devices - {"cpu"}:
+        raise ValueError(
+            f"profile: measures on the CPU against the CPU's peaks; got tensors on {sorted(devices)} "
+            f"(move the model and input to the CPU)"
+        )
+
+
+def _model_name(model: nn.Module) -> str:
+    """The name ``create_model`` gave the instance, else the op's registered name, else the class name."""
+    if isinstance(model.__dict__.get("name"), str):
+        return model.__dict__["name"]
+    return type(model).__dict__.get("registry_name") or type(model).__name__
+
+
+def _dry_run(model: nn.Module, inputs: tuple[Tensor, ...], name: str) -> None:
+    try:
+        model(*inputs)
+    except RuntimeError as error:
+        shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"profile: {name} cannot run on input {shapes}: {reason}") from None
+
+
+def profile(
+    model: nn.Module,
+    example_input: Tensor | Sequence[Tensor] | Sequence[int] | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    threads: int | None = None,
+    repeats: int = 30,
+    warmup: int = 5,
+    peaks: MachinePeaks | None = None,
+    name: str | None = None,
+) -> Profile:
+    """Profile ``model`` on ``example_input`` (a tensor, a tuple of tensors, or a shape filled with N(0, 1)).
+
+    ``threads`` sets the intra-op threads for the measurement (restored after); ``repeats`` timed forward passes
+    follow ``warmup`` untimed ones, for the rows (with hooks) and for the model (without). ``peaks`` defaults to
+    this machine's cached peaks at that thread count (measured once, a few seconds, when not cached yet). The
+    model's train/eval flags are restored after.
+
+    ``name`` labels the report (default: the model's registered name, else its class name). For example,
+    ``profile(create_op("conv", 8, 8), (1, 8, 16, 16)).macs == 8 * 8 * 9 * 16 * 16``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"profile: model must be an nn.Module, got {type(model).__name__}")
+    name = name or _model_name(model)
+    inputs = _as_inputs(model, example_input if input_shape is None else None, input_shape)
+    _check_cpu(model, inputs)
+    load = load_average()
+    with use_threads(threads) as used, eval_no_grad(model):
+        _dry_run(model, inputs, name)
+        counts = count_layers(model, inputs)
+        row_times = _time_rows(model, inputs, repeats, warmup)
+        latency = measure(lambda: model(*inputs), repeats=repeats, warmup=warmup)
+        peaks = peaks if peaks is not None else machine_peaks(used)
+    dtype = inputs[0].dtype
+    empty = summarize([0.0], used)
+    layers = tuple(_cost(row, row_times.get((row.name, row.own_ops), empty), peaks, dtype) for row in counts.layers)
+    return Profile(
+        model=name,
+        input_shapes=tuple(tuple(t.shape) for t in inputs),
+        dtype=str(dtype).removeprefix("torch."),
+        threads=used,
+        layers=layers,
+        params=counts.params,
+        macs=counts.macs,
+        bytes=counts.bytes,
+        latency=latency,
+        peaks=peaks,
+        warmup=warmup,
+        load_average=load,
+    )
+
+
+def _cost(row: LayerCount, timing: Timing, peaks: MachinePeaks, dtype: torch.dtype) -> LayerCost:
+    return LayerCost(
+        name=row.name or ROOT,
+        type=row.type,
+        calls=row.calls,
+        params=row.params,
+        macs=row.macs,
+        bytes=row.bytes,
+        macs_source=row.macs_source,
+        own_ops=row.own_ops,
+        median_ms=timing.median_ms,
+        iqr_ms=timing.iqr_ms,
+        roofline_ms=peaks.roofline_ms(row.flops, row.bytes, dtype),
+        bound=peaks.bound(row.flops, row.bytes, dtype),
+    )

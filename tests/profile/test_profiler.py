@@ -1,0 +1,140 @@
+"""profile(): rows and totals agree with counting, the roofline arithmetic, waterline ≤ measured, the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo import create_op
+from convzoo.cli import main
+from convzoo.profile import MachinePeaks, count_layers, machine_peaks, profile
+from convzoo.profile.machine import peaks_path
+
+PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """A cache in tmp_path holding fixture peaks, so the CLI never runs the full multi-second measurement."""
+    monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))
+    for threads in (1, 2, torch.get_num_threads()):
+        path = peaks_path(threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**PEAKS.to_dict(), "threads": threads}))
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+def small_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _Residual(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def test_rows_and_totals_agree_with_counting_and_the_roofs():
+    model = small_model()
+    x = torch.randn(2, 3, 12, 12)
+    result = profile(model, x, repeats=5, warmup=1, peaks=PEAKS)
+    counts = count_layers(model, (x,))
+    assert [(r.name or "(root)", r.own_ops) for r in counts.layers] == [(r.name, r.own_ops) for r in result.layers]
+    assert (result.params, result.macs, result.bytes) == (counts.params, counts.macs, counts.bytes)
+    assert result.flops == 2 * result.macs and result.threads == torch.get_num_threads()
+    for row in result.layers:
+        assert row.median_ms > 0 and row.iqr_ms >= 0
+        assert row.roofline_ms == pytest.approx(max(row.flops / 50e9, row.bytes / 5e9) * 1e3)
+        assert row.efficiency == pytest.approx(row.roofline_ms / row.median_ms)
+        assert row.gflops == pytest.approx(row.flops / (row.median_ms * 1e6))
+    assert result.waterline_ms == pytest.approx(sum(r.roofline_ms for r in result.layers))
+    assert result.efficiency == pytest.approx(result.waterline_ms / result.latency_ms)
+    assert result.latency.repeats == 5 and result.input_shapes == ((2, 3, 12, 12),)
+    own = next(r for r in result.layers if r.own_ops)
+    assert own.name == "1" and own.bytes > 0  # the residual add and relu of _Residual.forward
+
+
+def test_waterline_is_below_the_measured_latency_under_measured_peaks():
+    peaks = machine_peaks(quick=True)  # tiny measurement of this machine, cached in tmp_path
+    result = profile(small_model(), (1, 3, 16, 16), repeats=10, warmup=2, peaks=peaks)
+    assert 0 < result.waterline_ms <= result.latency_ms
+    assert 0 < result.efficiency <= 1
+
+
+def test_profile_of_one_op_uses_its_registered_name_and_a_shape():
+    op = create_op("conv", 8, 8)
+    result = profile(op, (1, 8, 10, 10), repeats=3, warmup=1, peaks=PEAKS)
+    assert result.model == "conv" and [r.name for r in result.layers] == ["(root)"]
+    assert result.macs == 8 * 8 * 9 * 100
+
+
+def test_profile_restores_mode_and_threads():
+    model = small_model().train()
+    before = torch.get_num_threads()
+    profile(model, (1, 3, 8, 8), threads=2, repeats=2, warmup=1, peaks=PEAKS)
+    assert model.training and torch.get_num_threads() == before
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((small_model(), (1, 4, 8, 8)), {}, ValueError, r"profile: Sequential cannot run on input 1x4x8x8: "),
+        ((small_model(), (1, 0, 8)), {}, ValueError, r"profile: expected a tensor, .* got \(1, 0, 8\)"),
+        ((small_model(),), {}, ValueError, r"profile: give exactly one of example_input"),
+        (("resnet",), {"input_shape": (1, 3, 8, 8)}, TypeError, r"profile: model must be an nn.Module, got str"),
+    ],
+)
+def test_bad_arguments(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        profile(*args, peaks=PEAKS, repeats=1, warmup=0, **kwargs)
+
+
+def test_cli_profiles_an_op_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["profile", "op:shift", "--channels", "16", "--input", "1x8x12x12", "--repeats", "3", "--out", str(out)]
+    assert main([*argv, "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "op:shift: input 1x8x12x12" in text and "waterline" in text and "(root)" in text
+    assert (out / "report.html").is_file() and (out / "profile.json").is_file()
+    assert main(["profile", "op:conv", "--input", "1x4x6x6", "--repeats", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["macs"] == 4 * 4 * 9 * 36 and data["layers"][0]["type"] == "Conv"
+
+
+def test_cli_profiles_a_module_factory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_nets.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(2, 3, 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["profile", "my_nets:build", "--input", "1x2x4x4", "--repeats", "2", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("name,type,own_ops") and lines[1].startswith("(root),Conv2d,False,1,9,96,192,")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "resnt18"], "unknown target 'resnt18'; did you mean 'resnet18'"),
+        (["profile", "op:shfit"], "unknown op 'shfit'; did you mean 'shift'"),
+        (["profile", "op:shift", "--input", "1x8x0x4"], "expected a shape like 1x3x224x224 with positive sizes"),
+        (["profile", "op:conv", "--input", "1x4x6x6", "--kernel-size", "2"], "conv: kernel_size must be odd"),
+        (["profile", "op:shift", "--option", "speed=1"], "shift: unknown option(s) speed"),
+        (["profile", "op:conv", "--input", "1x4"], "needs an input (N, C, *spatial)"),
+        (["profile", "nosuchmodule_xyz:build", "--input", "1x2x4x4"], "cannot import 'nosuchmodule_xyz'"),
+        (["profile", "os:getcwd", "--input", "1x2x4x4"], "expected a factory returning an nn.Module, got str"),
+        (["profile", "os:getcwd"], "a module:factory target needs --input"),
+        (["profile", "resnet18", "--input", "1x4x32x32", "--repeats", "1"], "resnet18 cannot run on input 1x4x32x32"),
+    ],
+)
+def test_cli_bad_names_and_shapes_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(main(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
