@@ -2,12 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from convzoo import data, layers, models, ops  # noqa: F401  (importing registers everything)
+from convzoo import benchmarks, data, layers, models, ops  # noqa: F401  (importing registers everything)
 from convzoo.convert import ConvertReport, convert
 from convzoo.data import load_dataset
 from convzoo.models import create_model, list_models
 from convzoo.models.share_kernels import share_kernels
 from convzoo.ops.base import ConvSpec, Op, create_op, list_ops
+from convzoo.profile import Profile, profile
 from convzoo.registry import LAYERS, MODELS, OPS, TRANSFORMS, UnknownNameError
 
 try:
@@ -22,6 +23,7 @@ __all__ = [
     "MODELS",
     "OPS",
     "Op",
+    "Profile",
     "TRANSFORMS",
     "UnknownNameError",
     "__version__",
@@ -30,6 +32,7 @@ __all__ = [
     "create_op",
     "list_models",
     "load_dataset",
+    "profile",
     "share_kernels",
     "list_ops",
 ]

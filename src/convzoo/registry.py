@@ -128,7 +128,9 @@ class Registry:
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.what} {name!r}{hint} (`convzoo {self.what}s` lists all {len(self)})"
+        names = self.names()
+        shown = ", ".join(names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
+        return f"unknown {self.what} {name!r}{hint} (known: {shown})"
 
     def names(self, pattern: str | None = None) -> list[str]:
         """Registered names, sorted; ``pattern`` is a shell glob such as ``"*conv*"``."""
