@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from convzoo import benchmarks, data, layers, models, ops  # noqa: F401  (importing registers everything)
+from convzoo import benchmarks, data, deploy, layers, models, ops  # noqa: F401  (importing registers everything)
 from convzoo.convert import ConvertReport, convert
 from convzoo.data import load_dataset
 from convzoo.models import create_model, list_models

@@ -1,0 +1,30 @@
+"""Deployment: BN folding and Tune mode, re-parameterisation, int8 quantisation, ONNX export, per-layer optimisation."""
+
+from convzoo.deploy.export import OnnxExport, export_onnx, onnx_session, save_torchscript
+from convzoo.deploy.fuse_bn import find_conv_bn_pairs, fuse_bn
+from convzoo.deploy.optimize import FFTConv, OptimizePlan, fft_conv, optimize, optimize_with_report
+from convzoo.deploy.quantize import model_size_bytes, quantize
+from convzoo.deploy.reparam import ReparamReport, reparameterize, reparameterize_with_report
+from convzoo.deploy.tune import TuneConvBN, saved_tensor_bytes, tune_mode
+
+__all__ = [
+    "FFTConv",
+    "OnnxExport",
+    "OptimizePlan",
+    "ReparamReport",
+    "TuneConvBN",
+    "export_onnx",
+    "fft_conv",
+    "find_conv_bn_pairs",
+    "fuse_bn",
+    "model_size_bytes",
+    "onnx_session",
+    "optimize",
+    "optimize_with_report",
+    "quantize",
+    "reparameterize",
+    "reparameterize_with_report",
+    "saved_tensor_bytes",
+    "save_torchscript",
+    "tune_mode",
+]

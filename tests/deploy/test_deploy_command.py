@@ -1,0 +1,70 @@
+"""convzoo deploy: a checkpoint in, the deploy form and a before/after table out; usage errors exit 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import pytest
+import torch
+
+from convzoo.cli import main
+from convzoo.data import load_dataset
+from convzoo.models import create_model
+from convzoo.train import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    architecture = {"model": "resnet20", "op": None, "num_classes": 10, "in_chans": 1, "cfg": {"layers": [1, 1, 1]}}
+    model = create_model("resnet20", num_classes=10, in_chans=1, layers=(1, 1, 1))
+    data = dataclasses.asdict(load_dataset("digits", "test").info)
+    data.pop("split")
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint", model, architecture, data=data)
+
+
+def test_fuse_reparam_int8_writes_the_model_and_the_table(checkpoint, tmp_path, capsys):
+    out = tmp_path / "deployed"
+    args = [str(checkpoint), "--fuse", "--reparam", "--int8", "--calib", "digits", "--repeats", "2", "--out", str(out)]
+    assert main(["deploy", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "checkpoint (fp32 eager)" in printed and "fuse_bn + int8 ptq" in printed and "digits test acc" in printed
+    report = json.loads((out / "deploy.json").read_text())
+    before, fused, after = report["results"]
+    assert abs(fused["accuracy"] - before["accuracy"]) <= 0.005  # the same function up to float rounding
+    assert after["bytes"] < 0.6 * before["bytes"]  # int8 weights (plus the TorchScript code)
+    assert abs(after["accuracy"] - before["accuracy"]) <= 0.05
+    loaded = _load(str(out / "int8.pt"))
+    assert loaded(load_dataset("digits", "test").images[:3]).shape == (3, 10)
+    assert (out / "deploy.md").read_text().startswith("model")
+
+
+@pytest.mark.peer
+def test_optimize_and_onnx_rows(checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "deployed"
+    args = [str(checkpoint), "--optimize", "--onnx", str(out / "m.onnx"), "--repeats", "2", "--out", str(out)]
+    assert main(["deploy", *args]) == 0
+    results = json.loads((out / "deploy.json").read_text())["results"]
+    assert [r["model"].split(" (")[0] for r in results] == ["checkpoint", "optimize", "onnxruntime fp32"]
+    assert len({round(r["accuracy"], 3) for r in results}) == 1  # three forms of one function
+    assert (out / "optimize.md").read_text().count("(chosen)") == 1 and (out / "fp32.pt").is_file()
+
+
+def test_int8_needs_calibration_data(checkpoint, tmp_path, capsys):
+    assert main(["deploy", str(checkpoint), "--int8", "--out", str(tmp_path)]) == 2
+    assert "--int8 needs --calib DATA" in capsys.readouterr().err
+
+
+def test_calib_without_int8(checkpoint, tmp_path, capsys):
+    assert main(["deploy", str(checkpoint), "--calib", "digits", "--out", str(tmp_path)]) == 2
+    assert "--calib only applies with --int8" in capsys.readouterr().err
+
+
+def _load(path: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in torch 2.13 but works
+        return torch.jit.load(path)

@@ -1,0 +1,82 @@
+"""optimize: FFT convolution against a loop reference; per-layer choices stay equal to the original model."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo.deploy import FFTConv, fft_conv, optimize_with_report
+from convzoo.ops.base import create_op
+from convzoo.testing import randomize_batchnorm_
+
+
+def _loop_conv(x, weight, bias, padding, groups):
+    """Cross-correlation by explicit sums over kernel offsets (float64), any dim."""
+    dim = weight.dim() - 2
+    x = nn.functional.pad(x, [p for pad in reversed(padding) for p in (pad, pad)])
+    kernel = weight.shape[2:]
+    out_size = [s - k + 1 for s, k in zip(x.shape[2:], kernel, strict=True)]
+    c_out, c_per_group = weight.shape[:2]
+    out_per_group = c_out // groups
+    y = torch.zeros(x.shape[0], c_out, *out_size, dtype=x.dtype)
+    for o in range(c_out):
+        g = o // out_per_group
+        for c in range(c_per_group):
+            for offset in itertools.product(*(range(k) for k in kernel)):
+                window = x[
+                    (
+                        slice(None),
+                        g * c_per_group + c,
+                        *(slice(d, d + n) for d, n in zip(offset, out_size, strict=True)),
+                    )
+                ]
+                y[:, o] += weight[(o, c, *offset)] * window
+        if bias is not None:
+            y[:, o] += bias[o]
+    assert y.dim() == dim + 2
+    return y
+
+
+@pytest.mark.parametrize(
+    "dim, c_in, c_out, kernel, groups",
+    [(1, 4, 6, 15, 2), (2, 3, 3, 5, 3), (2, 2, 4, 15, 1), (3, 2, 2, 3, 1)],
+)
+def test_fft_conv_matches_the_loop_reference(dim, c_in, c_out, kernel, groups):
+    torch.manual_seed(0)
+    x = torch.randn(2, c_in, *([9] * dim), dtype=torch.float64)
+    weight = torch.randn(c_out, c_in // groups, *([kernel] * dim), dtype=torch.float64)
+    bias = torch.randn(c_out, dtype=torch.float64)
+    padding = (kernel // 2,) * dim
+    torch.testing.assert_close(fft_conv(x, weight, bias, padding, groups), _loop_conv(x, weight, bias, padding, groups))
+
+
+def test_fft_module_strides_like_the_conv():
+    conv = nn.Conv2d(4, 4, 15, stride=2, padding=7, groups=4)
+    x = torch.randn(2, 4, 11, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(FFTConv(conv)(x), conv(x), rtol=1e-4, atol=1e-4)
+
+
+def test_optimize_chooses_per_layer_and_stays_equivalent():
+    torch.manual_seed(0)
+    model = randomize_batchnorm_(
+        nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 15, padding=7, groups=8),  # FFT candidate
+            create_op("dilated_reparam", 8, 8, 5),  # dense-kernel candidate
+            nn.ReLU(),
+        )
+    ).eval()
+    x = torch.randn(2, 3, 16, 16)
+    optimized, plan = optimize_with_report(model, x, repeats=2)
+    assert set(plan.layers) == {"2", "3"}
+    assert set(plan.layers["2"]) == {"as trained", "fft"} and set(plan.layers["3"]) == {"as trained", "dense"}
+    assert plan.whole_chosen in plan.whole and "eager" in plan.whole and "channels_last" in plan.whole
+    assert plan.ratio > 0 and "| 2 |" in plan.markdown()
+    with torch.no_grad():
+        expected = model(x)
+        assert (optimized(x) - expected).abs().max() <= 1e-4 * expected.abs().max()
