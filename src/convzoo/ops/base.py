@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from convzoo.registry import OPS, Entry
 
 __all__ = [
+    "BuiltKernelOp",
     "ConvSpec",
     "Op",
     "create_op",
@@ -197,6 +198,40 @@ class Op(nn.Module):
         k = self.kernel_size if len(set(self.kernel_size)) > 1 else self.kernel_size[0]
         s = self.stride if len(set(self.stride)) > 1 else self.stride[0]
         return f"{self.in_channels}, {self.out_channels}, kernel_size={k}, stride={s}, dim={self.dim}"
+
+
+class BuiltKernelOp(Op):
+    """An operator that is one convolution whose kernel is built from its parameters by ``kernel()``.
+
+    Subclasses (DCLS, SMPConv, weighted conv, ...) set ``self.groups`` and ``self.bias`` and define
+    ``kernel() -> (C_out, C_in / groups, *kernel_size)``; the forward pass, the dense kernel and the
+    representation follow from it.
+    """
+
+    groups: int = 1
+    bias: Tensor | None
+
+    def kernel(self) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        padding = same_padding(self.kernel_size)
+        return conv_nd(x, self.kernel(), self.bias, stride=self.stride, padding=padding, groups=self.groups)
+
+    def dense_kernel(self) -> ConvSpec:
+        with torch.no_grad():
+            weight = self.kernel()
+        bias = None if self.bias is None else self.bias.detach().clone()
+        return ConvSpec(weight, bias, self.stride, same_padding(self.kernel_size), (1,) * self.dim, self.groups)
+
+    def _extra(self) -> str:
+        """The subclass's own settings for ``extra_repr``, each starting with ", "."""
+        return ""
+
+    def extra_repr(self) -> str:
+        groups = f", groups={self.groups}" if self.groups != 1 else ""
+        return super().extra_repr() + self._extra() + groups + f", bias={self.bias is not None}"
 
 
 def option_names(cls: type) -> list[str]:

@@ -7,7 +7,7 @@ import string
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.ops.base import BuiltKernelOp, conv_nd, same_padding
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
@@ -69,7 +69,7 @@ def dcls_kernel(
 
 
 @OPS.register("dcls", kind="grid", dims=(1, 2, 3), papers=("dcls",), linear=True)
-class DilatedConvLearnableSpacings(Op):
+class DilatedConvLearnableSpacings(BuiltKernelOp):
     """DCLS (S17, Dilated Convolution with Learnable Spacings): T taps per filter at learnable positions.
 
     ``(N, C_in, *S) → (N, C_out, *ceil(S / stride))``, N-d. ``kernel_size`` is the *dilated* kernel size
@@ -153,14 +153,5 @@ class DilatedConvLearnableSpacings(Op):
         )
         return out.contiguous()
 
-    def dense_kernel(self) -> ConvSpec:
-        with torch.no_grad():
-            weight = self.kernel()
-        bias = None if self.bias is None else self.bias.detach().clone()
-        return ConvSpec(weight, bias, self.stride, same_padding(self.kernel_size), (1,) * self.dim, self.groups)
-
-    def extra_repr(self) -> str:
-        extra = f", kernel_count={self.kernel_count}, interpolation={self.interpolation!r}"
-        if self.groups != 1:
-            extra += f", groups={self.groups}"
-        return super().extra_repr() + extra + f", bias={self.bias is not None}"
+    def _extra(self) -> str:
+        return f", kernel_count={self.kernel_count}, interpolation={self.interpolation!r}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.ops.base import BuiltKernelOp
 from convzoo.registry import OPS
 
 __all__ = ["SMPConv", "smp_kernel", "kernel_coordinates"]
@@ -37,7 +37,7 @@ def smp_kernel(
 
 
 @OPS.register("smpconv", kind="grid", dims=(1, 2, 3), papers=("smpconv",), linear=True)
-class SMPConv(Op):
+class SMPConv(BuiltKernelOp):
     """SMPConv (S74, Self-moving Point Representations for Continuous Convolution): kernel from moving points.
 
     ``(N, C_in, *S) → (N, C_out, *ceil(S / stride))``, N-d. P points with learnable positions
@@ -91,19 +91,5 @@ class SMPConv(Op):
         """The dense kernel ``(C_out, C_in / groups, *kernel_size)``, differentiable in positions and radii."""
         return smp_kernel(self.weights, self.positions, self.radius, self.coordinates, self.kernel_size)
 
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        padding = same_padding(self.kernel_size)
-        return conv_nd(x, self.kernel(), self.bias, stride=self.stride, padding=padding, groups=self.groups)
-
-    def dense_kernel(self) -> ConvSpec:
-        with torch.no_grad():
-            weight = self.kernel()
-        bias = None if self.bias is None else self.bias.detach().clone()
-        return ConvSpec(weight, bias, self.stride, same_padding(self.kernel_size), (1,) * self.dim, self.groups)
-
-    def extra_repr(self) -> str:
-        extra = f", n_points={self.n_points}"
-        if self.groups != 1:
-            extra += f", groups={self.groups}"
-        return super().extra_repr() + extra + f", bias={self.bias is not None}"
+    def _extra(self) -> str:
+        return f", n_points={self.n_points}"

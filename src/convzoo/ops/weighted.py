@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.ops.base import BuiltKernelOp
 from convzoo.registry import OPS
 
 __all__ = ["WeightedConv", "density_profile", "density_grid", "DEFAULT_DENSITY"]
@@ -31,7 +31,7 @@ def density_grid(profiles: Sequence[Tensor]) -> Tensor:
 
 
 @OPS.register("weighted", kind="grid", dims=(1, 2, 3), papers=("weighted-conv",), linear=True)
-class WeightedConv(Op):
+class WeightedConv(BuiltKernelOp):
     """Weighted convolution (S45, Optimal Weighted Convolution for Classification and Denoising): kernel ⊙ density.
 
     ``y = conv(x, W ⊙ Φ) + b`` with the density ``Φ[u] = Π_d φ[u_d]`` (outer product over the axes) and the
@@ -106,23 +106,9 @@ class WeightedConv(Op):
             return density_grid([density_profile(self.density_values)] * self.dim)
         return self.density
 
-    def weighted_kernel(self) -> Tensor:
+    def kernel(self) -> Tensor:
         """``W ⊙ Φ``: ``(C_out, C_in / groups, *kernel_size)``."""
         return self.weight * self.density_function().to(self.weight.dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        padding = same_padding(self.kernel_size)
-        return conv_nd(x, self.weighted_kernel(), self.bias, stride=self.stride, padding=padding, groups=self.groups)
-
-    def dense_kernel(self) -> ConvSpec:
-        with torch.no_grad():
-            weight = self.weighted_kernel()
-        bias = None if self.bias is None else self.bias.detach().clone()
-        return ConvSpec(weight, bias, self.stride, same_padding(self.kernel_size), (1,) * self.dim, self.groups)
-
-    def extra_repr(self) -> str:
-        extra = f", learnable={self.learnable}"
-        if self.groups != 1:
-            extra += f", groups={self.groups}"
-        return super().extra_repr() + extra + f", bias={self.bias is not None}"
+    def _extra(self) -> str:
+        return f", learnable={self.learnable}"
