@@ -42,24 +42,30 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     done = [r for r in rows if r.status == "ok"]
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
-    for row in done:
+    for rank, row in enumerate(sorted(done, key=lambda r: r.latency_ms)):
         on_front = row.op in front
         ax.scatter(row.latency_ms, 100 * row.test_acc, s=30 + row.params / 4000, alpha=0.8, zorder=3,
                    color="tab:red" if on_front else "tab:blue")  # fmt: skip
-        ax.annotate(row.op, (row.latency_ms, 100 * row.test_acc), textcoords="offset points", xytext=(5, 4))
+        # neighbours in latency take turns above right, below right and above left, so close labels do not overlap
+        offset, align = [((5, 5), "left"), ((5, -12), "left"), ((-5, 8), "right")][rank % 3]
+        ax.annotate(row.op, (row.latency_ms, 100 * row.test_acc), textcoords="offset points", xytext=offset, ha=align)
     points = sorted((r.latency_ms, 100 * r.test_acc) for r in done if r.op in front)
     if len(points) > 1:
         ax.plot(*zip(*points, strict=True), color="tab:red", lw=1, ls="--", label="Pareto front")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
     ax.set_xlabel(f"latency, ms (batch 1, {settings['threads_used']} threads, median of {settings['repeats']})")
     ax.set_ylabel(f"{settings['data']} test accuracy, %")
     epochs = settings["epochs"]
     ax.set_title(f"{settings['model']}, {epochs} epoch{'s' if epochs != 1 else ''} per op (marker area ∝ parameters)")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.margins(x=0.12, y=0.08)
     ax.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
