@@ -37,8 +37,19 @@ _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
 def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any) -> Tensor:
-    """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``."""
-    return _CONV[weight.dim() - 2](x, weight, bias, **kwargs)
+    """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``.
+
+    On the CPU, PyTorch's oneDNN ``conv3d`` backward returns wrong weight gradients (or corrupts the
+    heap) for strided convs with one or two input channels per group (seen with torch 2.13, e.g. a
+    7³ kernel at stride 2 on a 7³ input). Those run at stride 1 and are subsampled, which is exact.
+    """
+    dim = weight.dim() - 2
+    stride = kwargs.get("stride", 1)
+    strides = (stride,) * dim if isinstance(stride, int) else tuple(stride)
+    if dim == 3 and x.device.type == "cpu" and weight.shape[1] <= 2 and any(s > 1 for s in strides):
+        y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
+        return y[(..., *(slice(None, None, s) for s in strides))]
+    return _CONV[dim](x, weight, bias, **kwargs)
 
 
 def ntuple(value: int | Sequence[int], dim: int, what: str, owner: str) -> tuple[int, ...]:
