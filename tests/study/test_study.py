@@ -9,9 +9,9 @@ import re
 import pytest
 
 from convzoo.cli import main
+from convzoo.ops.base import kernel_for
 from convzoo.study import StudyConfig, StudyRow
 from convzoo.study.report import pareto_front
-from convzoo.study.runner import kernel_for
 
 
 def test_study_two_ops_one_epoch_writes_every_output(tmp_path, capsys):
@@ -43,7 +43,8 @@ def test_pareto_front_by_hand():
 
 def test_kernel_for_ops_that_need_larger_kernels():
     assert kernel_for("conv") == 3
-    assert kernel_for("dilated_reparam") >= 5
+    assert kernel_for("dilated_reparam") == 5 and kernel_for("dilated_reparam", 7) == 7
+    assert kernel_for("pix", 3) == 3  # pix needs 1, but a larger request is the caller's to make
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,6 @@ from convzoo.commands._util import positive_int, table
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    import torch
-
     from convzoo.profile.compare import compare_ops
     from convzoo.registry import OPS
 
@@ -30,13 +28,21 @@ def run_compare(args: argparse.Namespace) -> int:
     shape = f"{args.batch}x{args.channels}x" + "x".join([str(args.size)] * args.dim)
     print(
         f"operators at {args.channels}->{args.channels} channels, k={args.kernel_size}, stride={args.stride}, "
-        f"input {shape}; {torch.get_num_threads()} threads, median of {args.repeats} interleaved runs"
+        f"input {shape}; {costs[0].threads} threads, median of {args.repeats} interleaved runs"
     )
     rows = [
-        (c.name, f"{c.params:,}", f"{c.macs / 1e6:,.2f}", f"{c.median_ms:.3f}", f"{c.spread_ms:.3f}", f"{c.ratio:.2f}")
+        (
+            c.name,
+            c.kernel_size,
+            f"{c.params:,}",
+            f"{c.macs / 1e6:,.2f}",
+            f"{c.median_ms:.3f}",
+            f"{c.spread_ms:.3f}",
+            f"{c.ratio:.2f}",
+        )
         for c in costs
     ]
-    print(table(("op", "params", "MMACs", "median ms", "IQR ms", f"time / {names[0]}"), rows))
+    print(table(("op", "k", "params", "MMACs", "median ms", "IQR ms", f"time / {names[0]}"), rows))
     return 0
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "ntuple",
     "option_names",
     "check_options",
+    "kernel_for",
 ]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -284,6 +285,11 @@ def create_op(
         raise ValueError(f"{name}: supports dim in {entry.dims}, got dim={dim}")
     check_options(name, options)
     return entry.obj(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias, **options)
+
+
+def kernel_for(name: str, wanted: int = 3) -> int:
+    """``wanted``, or the smallest kernel size op ``name`` accepts when it needs more (``dilated_reparam``: 5)."""
+    return max(wanted, getattr(OPS.get(name).obj, "contract_kernel_size", 1))
 
 
 def list_ops(pattern: str | None = None, *, kind: str | None = None, linear: bool | None = None) -> list[str]:

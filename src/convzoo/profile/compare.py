@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from convzoo.ops.base import create_op
+from convzoo.ops.base import create_op, kernel_for
 from convzoo.profile.counting import count_macs
 from convzoo.profile.timing import interleaved
 
@@ -29,6 +29,7 @@ class OpCost:
     spread_ms: float
     ratio: float
     threads: int
+    kernel_size: int
 
 
 def compare_ops(
@@ -53,7 +54,8 @@ def compare_ops(
     if repeats < 1 or warmup < 0:
         raise ValueError(f"compare: repeats must be ≥ 1 and warmup ≥ 0, got repeats={repeats}, warmup={warmup}")
     torch.manual_seed(seed)
-    ops = [create_op(n, channels, channels, kernel_size, stride, dim=dim) for n in names]
+    kernels = [kernel_for(n, kernel_size) for n in names]  # an op that needs a larger kernel gets its smallest
+    ops = [create_op(n, channels, channels, k, stride, dim=dim) for n, k in zip(names, kernels, strict=True)]
     x = torch.randn(batch, channels, *([size] * dim))
     if threads is not None:
         torch.set_num_threads(threads)
@@ -62,8 +64,9 @@ def compare_ops(
     with torch.no_grad():
         timings = interleaved([lambda op=op: op(x) for op in ops], repeats=repeats, warmup=warmup)
     costs = []
-    for name, op, timing in zip(names, ops, timings, strict=True):
+    for name, op, timing, k in zip(names, ops, timings, kernels, strict=True):
         params = sum(p.numel() for p in op.parameters())
         ratio = timing.median_ms / timings[0].median_ms
-        costs.append(OpCost(name, params, count_macs(op, x), timing.median_ms, timing.iqr_ms, ratio, timing.threads))
+        macs = count_macs(op, x)
+        costs.append(OpCost(name, params, macs, timing.median_ms, timing.iqr_ms, ratio, timing.threads, k))
     return costs

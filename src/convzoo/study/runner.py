@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from convzoo.ops.base import kernel_for
 from convzoo.registry import MODELS, OPS
 
 __all__ = ["DEFAULT_OPS", "StudyConfig", "StudyRow", "run_study", "kernel_for"]
@@ -62,11 +63,6 @@ class StudyRow:
     efficiency: float | None = None
     train_s: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def kernel_for(op: str) -> int:
-    """The study's kernel size for ``op``: 3, or the smallest size the op accepts when 3 is not allowed."""
-    return max(3, getattr(OPS.get(op).obj, "contract_kernel_size", 3))
 
 
 def _study_one(config: StudyConfig, op: str, bar) -> StudyRow:
