@@ -41,13 +41,15 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any
     """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``.
 
     On the CPU, PyTorch's oneDNN ``conv3d`` backward returns wrong weight gradients (or corrupts the
-    heap) for strided convs with one or two input channels per group (seen with torch 2.13, e.g. a
-    7³ kernel at stride 2 on a 7³ input). Those run at stride 1 and are subsampled, which is exact.
+    heap) for strided single-group convs with one or two input channels (seen with torch 2.13, e.g. a
+    7³ kernel at stride 2 on a 7³ input). Those run at stride 1 and are subsampled, which is exact;
+    depthwise convs are not affected.
     """
     dim = weight.dim() - 2
     stride = kwargs.get("stride", 1)
     strides = (stride,) * dim if isinstance(stride, int) else tuple(stride)
-    if dim == 3 and x.device.type == "cpu" and weight.shape[1] <= 2 and any(s > 1 for s in strides):
+    one_group = kwargs.get("groups", 1) == 1
+    if dim == 3 and one_group and x.device.type == "cpu" and weight.shape[1] <= 2 and any(s > 1 for s in strides):
         y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
         return y[(..., *(slice(None, None, s) for s in strides))]
     return _CONV[dim](x, weight, bias, **kwargs)
