@@ -1,5 +1,6 @@
 """Deployment: BN folding and Tune mode, re-parameterisation, int8 quantisation, ONNX export, per-layer optimisation."""
 
+from convzoo.deploy.binarize import binarize
 from convzoo.deploy.export import OnnxExport, export_onnx, onnx_session, save_torchscript
 from convzoo.deploy.fuse_bn import find_conv_bn_pairs, fuse_bn
 from convzoo.deploy.optimize import FFTConv, OptimizePlan, fft_conv, optimize, optimize_with_report
@@ -13,6 +14,7 @@ __all__ = [
     "OptimizePlan",
     "ReparamReport",
     "TuneConvBN",
+    "binarize",
     "export_onnx",
     "fft_conv",
     "find_conv_bn_pairs",

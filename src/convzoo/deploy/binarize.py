@@ -1,0 +1,49 @@
+"""Binarisation for deployment (S8, XNOR-Net): every trained ``binary`` op becomes its bit-packed inference form.
+
+Each :class:`~convzoo.ops.binary.BinaryConv` is replaced by a
+:class:`~convzoo.ops.binary_packed.PackedBinaryConv` holding one bit per weight (int64 words along the input
+channels) plus the float α per output channel and the bias; the float weights are dropped. Everything else in
+the model (the float first and last layers, BN) is left as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from convzoo.ops.binary import BinaryConv
+from convzoo.ops.binary_packed import PackedBinaryConv
+from convzoo.registry import TRANSFORMS
+
+__all__ = ["binarize"]
+
+
+def _replace(module: nn.Module) -> int:
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, BinaryConv):
+            setattr(module, name, PackedBinaryConv.from_binary(child))
+            count += 1
+        else:
+            count += _replace(child)
+    return count
+
+
+@TRANSFORMS.register(
+    "binarize",
+    kind="transform",
+    papers=("xnor-net",),
+    summary="pack every binary op's weights to one bit each for packed XNOR/BWN inference (S8)",
+)
+def binarize(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """``model`` (a copy unless ``inplace``) in eval mode with every ``binary`` op in its packed inference form.
+
+    Raises ``ValueError`` when the model holds no ``binary`` op (nothing to binarise).
+    """
+    model = model if inplace else copy.deepcopy(model)
+    if isinstance(model, BinaryConv):
+        return PackedBinaryConv.from_binary(model).eval()
+    if _replace(model) == 0:
+        raise ValueError(f"binarize: {type(model).__name__} holds no 'binary' op to pack")
+    return model.eval()
