@@ -29,6 +29,7 @@ __all__ = [
     "FeatureInfo",
     "ClassifierHead",
     "ConvNet",
+    "Stage",
     "FeatureExtractor",
     "register_variant",
     "create_model",
@@ -87,6 +88,18 @@ class ClassifierHead(nn.Module):
             x = self.hidden(x)
         x = self.drop(x)
         return x if pre_logits else self.fc(x)
+
+
+class Stage(nn.Module):
+    """A feature stage of the isotropic-block families: optional downsampling, then the blocks, ``(N, C, H, W)``."""
+
+    def __init__(self, downsample: nn.Module | None, blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(self.downsample(x))
 
 
 class ConvNet(nn.Module):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
 from convzoo.ops.base import Op
 
 __all__ = ["ConvNeXtConfig", "ConvNeXt"]
@@ -75,18 +75,6 @@ class _Block(nn.Module):
         return x + self.drop_path(y)
 
 
-class _Stage(nn.Module):
-    """Optional downsampling (LayerNorm + 2×2/2 conv), then the stage's blocks."""
-
-    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(self.downsample(x))
-
-
 class ConvNeXt(ConvNet):
     """ConvNeXt (S67, "A ConvNet for the 2020s"): patchify stem → 4 stages of ConvNeXt blocks → pool, LN, linear.
 
@@ -117,7 +105,7 @@ class ConvNeXt(ConvNet):
                 reduction *= 2
             blocks = [_Block(cfg, dim, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
-            stages.append(_Stage(downsample, blocks))
+            stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(dims[-1], num_classes, norm=nn.LayerNorm(dims[-1], eps=1e-6), drop=cfg.drop_rate)

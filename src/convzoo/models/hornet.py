@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
 from convzoo.ops.gnconv import GnConv
 
 __all__ = ["HorNetConfig", "HorNet"]
@@ -78,16 +78,6 @@ class _Block(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))  # (N, C, H, W)
 
 
-class _Stage(nn.Module):
-    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(self.downsample(x))
-
-
 class HorNet(ConvNet):
     """HorNet (S96, HorNet: Efficient High-Order Spatial Interactions with Recursive Gated Convolutions).
 
@@ -118,7 +108,7 @@ class HorNet(ConvNet):
                 reduction *= 2
             blocks = [_Block(cfg, dim, order, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
-            stages.append(_Stage(downsample, blocks))
+            stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(dims[-1], num_classes, norm=nn.LayerNorm(dims[-1], eps=1e-6), drop=cfg.drop_rate)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
 from convzoo.ops.base import Op, create_op
 from convzoo.ops.inception_dw import InceptionDW
 
@@ -76,18 +76,6 @@ class _Block(nn.Module):
         return x + self.drop_path(y)
 
 
-class _Stage(nn.Module):
-    """Optional downsampling (BN + 2×2/2 conv), then the stage's blocks."""
-
-    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(self.downsample(x))
-
-
 class InceptionNeXt(ConvNet):
     """InceptionNeXt (S40, "InceptionNeXt: When Inception Meets ConvNeXt"): MetaNeXt with Inception DW mixers.
 
@@ -122,7 +110,7 @@ class InceptionNeXt(ConvNet):
                 reduction *= 2
             blocks = [_Block(cfg, dim, ratio, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
-            stages.append(_Stage(downsample, blocks))
+            stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
 from convzoo.ops.attention import SqueezeExcite
 from convzoo.ops.base import create_op
 from convzoo.ops.dilated_reparam import DilatedReparam
@@ -132,18 +132,6 @@ def _fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-class _Stage(nn.Module):
-    """Optional downsampling (conv 3×3 stride 2, LayerNorm) then the blocks, all (N, C, H, W)."""
-
-    def __init__(self, downsample: nn.Module | None, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample if downsample is not None else nn.Identity()
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(self.downsample(x))
-
-
 class UniRepLKNet(ConvNet):
     """UniRepLKNet (S12, S15, Ding et al.), after the official AILab-CVC/UniRepLKNet ``unireplknet.py``.
 
@@ -190,7 +178,7 @@ class UniRepLKNet(ConvNet):
             for j, kernel in enumerate(kernel_sizes[i]):
                 blocks.append(_Block(cfg, dim, kernel, rates[index], f"stages.{i}.blocks.{j}", op))
                 index += 1
-            stages.append(_Stage(downsample, blocks))
+            stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(dims[-1], num_classes, norm=nn.LayerNorm(dims[-1], eps=1e-6))
