@@ -36,6 +36,8 @@ __all__ = [
     "list_models",
     "make_mixer",
     "count_params",
+    "modules_inside_ops",
+    "trunc_normal_init_",
     "meta_param_count",
     "meta_macs",
 ]
@@ -182,6 +184,33 @@ def make_mixer(
         return create_op(op, in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias, **options)
     except (ValueError, TypeError) as error:
         raise ValueError(f"op {op!r} cannot replace the conv at {position}: {error}") from None
+
+
+def modules_inside_ops(model: nn.Module) -> set[int]:
+    """``id`` of every module that belongs to a convzoo operator inside ``model`` (operators keep their own init)."""
+    from convzoo.ops.base import Op
+
+    return {id(m) for op in model.modules() if isinstance(op, Op) for m in op.modules()}
+
+
+def trunc_normal_init_(
+    model: nn.Module, *, std: float = 0.02, skip: set[int] = frozenset(), head_init_scale: float = 1.0
+) -> None:
+    """The ConvNeXt-era initialisation: conv and linear weights ~ truncated N(0, std²), biases zero.
+
+    Modules whose ``id`` is in ``skip`` keep theirs; the classifier (``model.head.fc``) is then scaled by
+    ``head_init_scale``.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear) and id(m) not in skip:
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    fc = getattr(getattr(model, "head", None), "fc", None)
+    if head_init_scale != 1.0 and isinstance(fc, nn.Linear):
+        with torch.no_grad():
+            fc.weight.mul_(head_init_scale)
+            fc.bias.mul_(head_init_scale)
 
 
 def count_params(model: nn.Module) -> int:

@@ -14,8 +14,16 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
-from convzoo.ops.base import Op
+from convzoo.models.base import (
+    ClassifierHead,
+    ConvNet,
+    FeatureInfo,
+    Stage,
+    make_mixer,
+    modules_inside_ops,
+    register_variant,
+    trunc_normal_init_,
+)
 
 __all__ = ["ConvNeXtConfig", "ConvNeXt"]
 
@@ -113,17 +121,7 @@ class ConvNeXt(ConvNet):
 
     def _init_weights(self, head_init_scale: float) -> None:
         # a replacement operator keeps its own initialisation
-        inside_ops = {id(m) for op in self.modules() if isinstance(op, Op) for m in op.modules()}
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear) and id(m) not in inside_ops:
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        fc = self.head.fc
-        if isinstance(fc, nn.Linear):
-            with torch.no_grad():
-                fc.weight.mul_(head_init_scale)
-                fc.bias.mul_(head_init_scale)
+        trunc_normal_init_(self, skip=modules_inside_ops(self), head_init_scale=head_init_scale)
 
 
 _SIZES = {

@@ -16,7 +16,15 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
+from convzoo.models.base import (
+    ClassifierHead,
+    ConvNet,
+    FeatureInfo,
+    Stage,
+    make_mixer,
+    register_variant,
+    trunc_normal_init_,
+)
 from convzoo.ops.gnconv import GnConv
 
 __all__ = ["HorNetConfig", "HorNet"]
@@ -119,16 +127,7 @@ class HorNet(ConvNet):
         keep = set()
         if replaced:
             keep = {id(m) for block in self.modules() if isinstance(block, GnConv) for m in block.dwconv.modules()}
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear) and id(m) not in keep:
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        fc = self.head.fc
-        if isinstance(fc, nn.Linear):
-            with torch.no_grad():
-                fc.weight.mul_(head_init_scale)
-                fc.bias.mul_(head_init_scale)
+        trunc_normal_init_(self, skip=keep, head_init_scale=head_init_scale)
 
 
 register_variant(

@@ -12,8 +12,17 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
-from convzoo.ops.base import Op, create_op
+from convzoo.models.base import (
+    ClassifierHead,
+    ConvNet,
+    FeatureInfo,
+    Stage,
+    make_mixer,
+    modules_inside_ops,
+    register_variant,
+    trunc_normal_init_,
+)
+from convzoo.ops.base import create_op
 from convzoo.ops.inception_dw import InceptionDW
 
 __all__ = ["InceptionNeXtConfig", "InceptionNeXt"]
@@ -121,13 +130,9 @@ class InceptionNeXt(ConvNet):
 
     def _init_weights(self) -> None:
         # a replacement operator keeps its own initialisation; the default Inception DW is initialised as official
-        inside_ops = {id(m) for op in self.modules() if isinstance(op, Op) for m in op.modules()}
+        trunc_normal_init_(self, skip=modules_inside_ops(self))
         for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear) and id(m) not in inside_ops:
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, InceptionDW):
+            if isinstance(m, InceptionDW):
                 for weight in m.branch_weights:
                     nn.init.trunc_normal_(weight, std=0.02)
                 if m.bias is not None:

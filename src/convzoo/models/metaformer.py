@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from convzoo.layers.activations import StarReLU
 from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant, trunc_normal_init_
 
 __all__ = ["MetaFormerConfig", "MetaFormer"]
 
@@ -285,11 +285,7 @@ class MetaFormer(ConvNet):
         return _SepConv(dim, cfg.sepconv_expansion, dwconv)
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        trunc_normal_init_(self)
 
 
 _OFFICIAL = "sail-sg/metaformer metaformer_baselines.py"

@@ -10,7 +10,15 @@ from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, Stage, make_mixer, register_variant
+from convzoo.models.base import (
+    ClassifierHead,
+    ConvNet,
+    FeatureInfo,
+    Stage,
+    make_mixer,
+    register_variant,
+    trunc_normal_init_,
+)
 from convzoo.ops.attention import SqueezeExcite
 from convzoo.ops.base import create_op
 from convzoo.ops.dilated_reparam import DilatedReparam
@@ -185,12 +193,9 @@ class UniRepLKNet(ConvNet):
         self._init_weights(op)
 
     def _init_weights(self, op: str | None) -> None:
+        trunc_normal_init_(self)
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, SqueezeExcite) or (op is None and isinstance(m, DilatedReparam)):
+            if isinstance(m, SqueezeExcite) or (op is None and isinstance(m, DilatedReparam)):
                 # the official block builds these from nn.Conv2d layers, initialised like the rest
                 for name, p in m.named_parameters(recurse=False):
                     if p.dim() >= 2:
