@@ -196,7 +196,10 @@ def modules_inside_ops(model: nn.Module) -> set[int]:
 def trunc_normal_init_(
     model: nn.Module, *, std: float = 0.02, skip: set[int] = frozenset(), head_init_scale: float = 1.0
 ) -> None:
-    """The ConvNeXt-era initialisation: conv and linear weights ~ truncated N(0, std²), biases zero.
+    """The ConvNeXt-era initialisation: conv and linear weights ~ N(0, std²) truncated to [-2, 2], biases zero.
+
+    The bounds are absolute, as in the official code's ``trunc_normal_(w, std=.02)`` calls, so at std 0.02
+    they cut nothing.
 
     Modules whose ``id`` is in ``skip`` keep theirs; the classifier (``model.head.fc``) is then scaled by
     ``head_init_scale``.
