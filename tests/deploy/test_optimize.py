@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 import torch
@@ -80,3 +81,18 @@ def test_optimize_chooses_per_layer_and_stays_equivalent():
     with torch.no_grad():
         expected = model(x)
         assert (optimized(x) - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_forms_that_cannot_be_built_are_reported_not_dropped(monkeypatch):
+    # the package exports a function named optimize, so reach the module through sys.modules
+    optimize_module = sys.modules["convzoo.deploy.optimize"]
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot script this model")
+
+    monkeypatch.setattr(optimize_module, "FrozenGraph", refuse)
+    model = nn.Sequential(create_op("conv", 3, 4), nn.ReLU()).eval()
+    _, plan = optimize_with_report(model, torch.randn(1, 3, 8, 8), repeats=2)
+    assert set(plan.whole) == {"eager", "channels_last"}
+    assert plan.rejected["frozen graph + oneDNN fusion"] == "could not be built: RuntimeError: cannot script this model"
+    assert "| not used | why |" in plan.markdown()

@@ -87,6 +87,7 @@ class OptimizePlan:
     whole: dict[str, float] = field(default_factory=dict)
     whole_chosen: str = "eager"
     original_ms: float = 0.0
+    rejected: dict[str, str] = field(default_factory=dict)  # "layer: form" or whole-model form → why it was not timed
 
     @property
     def ratio(self) -> float:
@@ -106,6 +107,9 @@ class OptimizePlan:
         lines.append(
             f"\nend to end: {self.original_ms:.3f} ms → {self.whole[self.whole_chosen]:.3f} ms ({self.ratio:.2f}×)"
         )
+        if self.rejected:
+            lines += ["", "| not used | why |", "|---|---|"]
+            lines += [f"| {form} | {why} |" for form, why in self.rejected.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -200,7 +204,12 @@ def optimize_with_report(
             continue
         x = inputs[name]
         expected = module(x)
-        forms = {form: m for form, m in _layer_forms(module).items() if form == "as trained" or _close(expected, m(x))}
+        forms = {}
+        for form, candidate in _layer_forms(module).items():
+            if form == "as trained" or _close(expected, candidate(x)):
+                forms[form] = candidate
+            else:
+                plan.rejected[f"{name}: {form}"] = "differs from the layer by more than 1e-4 relative"
         timings = interleaved([lambda m=m, x=x: m(x) for m in forms.values()], repeats=repeats, warmup=2)
         plan.layers[name] = {form: t.median_ms for form, t in zip(forms, timings, strict=True)}
         plan.chosen[name] = min(plan.layers[name], key=plan.layers[name].get)
@@ -215,9 +224,11 @@ def optimize_with_report(
         for form, base, fusion in builds:
             try:
                 wholes[form] = FrozenGraph(base, example_input, onednn_fusion=fusion)
-            except Exception:  # noqa: BLE001  (a model TorchScript cannot trace keeps its eager forms)
-                continue
-    wholes = {form: m for form, m in wholes.items() if _close(reference, m(example_input))}
+            except Exception as error:  # noqa: BLE001  (a model TorchScript cannot trace keeps its eager forms)
+                plan.rejected[form] = f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    for form in [f for f, m in wholes.items() if not _close(reference, m(example_input))]:
+        plan.rejected[form] = "differs from the model by more than 1e-4 relative"
+        del wholes[form]
     runners = [original, *wholes.values()]
     timings = interleaved([lambda m=m: m(example_input) for m in runners], repeats=repeats, warmup=2)
     plan.original_ms = timings[0].median_ms
