@@ -7,13 +7,16 @@ BIN := $(VENV)/bin
 # the CPU build of torch; pyproject.toml accepts any torch>=2.4
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
+# setup.py builds the native extension from this source
+NATIVE_SRC := setup.py src/convzoo/csrc/binary_conv.cpp
 
 .PHONY: setup study run test test-slow lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NATIVE_SRC)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,deploy]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" "setuptools>=64" wheel
+	# no build isolation: the native binary convolution compiles against the torch installed above
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,deploy]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,11 +30,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
+# with a C++ compiler present, the native binary convolution must have been built (no silent fallback)
+NATIVE_REQUIRED := $(shell command -v c++ >/dev/null 2>&1 && echo 1 || echo 0)
+
 test: lint
-	$(BIN)/python -m pytest -q
+	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info src/convzoo/*.so

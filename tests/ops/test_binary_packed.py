@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from convzoo import create_op
+from convzoo.ops import binary_native
 from convzoo.ops.base import conv_nd
 from convzoo.ops.binary_packed import PackedBinaryConv, pack_bits, packed_conv, popcount, unpack_bits
 from convzoo.profile import MachinePeaks
@@ -52,19 +53,24 @@ def test_packed_integers_equal_float_dot_products(channels, stride):
         assert torch.equal(dots, expected.round().long()), (channels, stride, size)
 
 
-@pytest.mark.parametrize("mode", ["xnor", "bwn"])
+@pytest.mark.parametrize(("mode", "use_native"), [("xnor", False), ("xnor", True), ("bwn", True)])
 @pytest.mark.parametrize(("channels", "dim", "stride"), [(3, 2, 1), (65, 2, 2), (130, 1, 2), (64, 3, 1)])
-def test_scaled_output_equals_float_op(mode, channels, dim, stride):
+def test_scaled_output_equals_float_op(mode, use_native, channels, dim, stride):
     torch.manual_seed(0)
     op = create_op("binary", channels, 5, 3, stride, dim=dim, mode=mode).eval()
     with torch.no_grad():
         op.bias.normal_()
     packed = PackedBinaryConv.from_binary(op)
+    packed.use_native = use_native
     x = torch.randn(2, channels, *(5,) * dim)
     x[0, 0] = 0.0
     with torch.no_grad():
         torch.testing.assert_close(packed(x), op(x), rtol=1e-5, atol=1e-5)
-    assert "path=packed-torch" in repr(packed)
+    if mode == "bwn":
+        expected = "unpacked-float"
+    else:
+        expected = f"native-{binary_native.isa()}" if use_native and binary_native.available() else "packed-torch"
+    assert f"path={expected}" in repr(packed)
     assert set(packed.state_dict()) == {"weight_words", "alpha", "bias"}
 
 
@@ -78,6 +84,9 @@ def test_bench_suite_quick():
 def test_packed_errors():
     with pytest.raises(ValueError, match="binary: mode must be one of bwn, xnor, got 'and'"):
         PackedBinaryConv(2, 2, (3, 3), (1, 1), mode="and")
+    packed = PackedBinaryConv(4, 2, (3, 3), (1, 1))
+    with pytest.raises(ValueError, match=r"expected input \(N, 4, 2 spatial dims\), got \(1, 3, 5, 5\)"):
+        packed(torch.randn(1, 3, 5, 5))
 
 
 def test_macs_formula():

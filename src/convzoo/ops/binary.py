@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
 from convzoo.registry import OPS
 
-__all__ = ["BinaryConv", "binary_conv", "binary_sign", "scaling_map", "weight_scale", "MODES"]
+__all__ = ["BinaryConv", "binary_conv", "binary_sign", "scaling_map", "window_mean", "weight_scale", "MODES"]
 
 MODES = ("bwn", "xnor")
 
@@ -50,11 +50,17 @@ def weight_scale(weight: Tensor) -> Tensor:
     return weight.abs().mean(dim=tuple(range(1, weight.dim())), keepdim=True)
 
 
+def window_mean(mean_abs: Tensor, kernel_size: Sequence[int], stride: Sequence[int]) -> Tensor:
+    """``A (N, 1, *S)`` convolved with the k×k averaging kernel, zero "same" padding: ``(N, 1, *out)``."""
+    average = torch.full(
+        (1, 1, *kernel_size), 1.0 / math.prod(kernel_size), dtype=mean_abs.dtype, device=mean_abs.device
+    )
+    return conv_nd(mean_abs, average, stride=tuple(stride), padding=same_padding(kernel_size))
+
+
 def scaling_map(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int]) -> Tensor:
     """K = (mean_c |x|) * k, k the k×k averaging kernel, zero "same" padding (S8 §3.2): ``(N, 1, *out)``."""
-    mean_abs = x.abs().mean(dim=1, keepdim=True)  # (N, 1, *S)
-    average = torch.full((1, 1, *kernel_size), 1.0 / math.prod(kernel_size), dtype=x.dtype, device=x.device)
-    return conv_nd(mean_abs, average, stride=tuple(stride), padding=same_padding(kernel_size))
+    return window_mean(x.abs().mean(dim=1, keepdim=True), kernel_size, stride)  # A: (N, 1, *S)
 
 
 def binary_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[int], mode: str = "xnor") -> Tensor:

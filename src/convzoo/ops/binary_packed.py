@@ -8,8 +8,9 @@ Signs are packed along channels into int64 words, bit ``b`` of word ``w`` holdin
 where padded spatial positions are excluded from both terms by a validity mask (a padded zero is neither
 +1 nor -1, as in :mod:`convzoo.ops.binary`), and the bits beyond ``C_in`` in the last word are 0 in both
 ``a`` and ``w``, so they XOR to 0 and are not counted in ``valid_bits``. The integer result is then scaled
-by α (per output channel) and, in xnor mode, by the K map. :func:`packed_conv` is the one function a native
-kernel replaces.
+by α (per output channel) and, in xnor mode, by the K map. :func:`packed_conv` is the one function the native
+kernel (:mod:`convzoo.ops.binary_native`) replaces; :class:`PackedBinaryConv` runs that kernel when it is built
+and the input is float32 on the CPU, and this module's pure-PyTorch path otherwise. Both give the same integers.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.ops import binary_native
 from convzoo.ops.base import conv_nd, same_padding
-from convzoo.ops.binary import MODES, BinaryConv, scaling_map, weight_scale
+from convzoo.ops.binary import MODES, BinaryConv, scaling_map, weight_scale, window_mean
 
 __all__ = ["PackedBinaryConv", "pack_bits", "unpack_bits", "popcount", "packed_conv", "WORD_BITS"]
 
@@ -92,11 +94,13 @@ class PackedBinaryConv(nn.Module):
     """Inference form of :class:`BinaryConv`: one bit per weight (int64 words) plus float α and bias.
 
     State: ``weight_words (C_out, *k, ceil(C_in / 64))`` int64, ``alpha (C_out,)``, ``bias (C_out,)`` or none.
-    ``xnor``: integer :func:`packed_conv` on the packed input signs, scaled by α and K. ``bwn``: the input is
-    float, so the bits are unpacked to ``α · sign(W)`` and convolved in float.
+    ``xnor``: integer binary convolution of the packed input signs, scaled by α and K, run by the native kernel
+    (``path=native-<isa>``: packing, XOR/popcount and scaling in C++) when it is available, the input float32
+    on the CPU and ``use_native`` is true, else by :func:`packed_conv` (``path=packed-torch``). ``bwn``: the
+    input is float, so the bits are unpacked to ``α · sign(W)`` and convolved in float (``path=unpacked-float``).
     """
 
-    path = "packed-torch"
+    use_native: bool = True  # set False on an instance to force the pure-PyTorch path
 
     def __init__(
         self,
@@ -135,7 +139,27 @@ class PackedBinaryConv(nn.Module):
         signs = unpack_bits(self.weight_words, self.in_channels, dtype)  # (C_out, C_in, *k)
         return signs * self.alpha.to(dtype).view(-1, *([1] * (signs.dim() - 1)))
 
+    @property
+    def path(self) -> str:
+        """Which implementation runs float32 CPU inputs: ``native-<isa>``, ``packed-torch`` or ``unpacked-float``."""
+        if self.mode == "bwn":
+            return "unpacked-float"
+        if self.use_native and binary_native.available():
+            return f"native-{binary_native.isa()}"
+        return "packed-torch"
+
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != len(self.kernel_size) + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"binary packed: expected input (N, {self.in_channels}, {len(self.kernel_size)} spatial dims), "
+                f"got {tuple(x.shape)}"
+            )
+        if self.mode == "xnor" and x.dtype == torch.float32 and x.device.type == "cpu" and self.path != "packed-torch":
+            words, mean_abs = binary_native.pack(x)  # (N, *S, W), (N, 1, *S)
+            scale = window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
+            return binary_native.conv(
+                words, self.weight_words, self.in_channels, self.stride, alpha=self.alpha, scale=scale, bias=self.bias
+            )
         shape = (1, -1, *([1] * len(self.kernel_size)))  # (1, C_out, *1)
         alpha = self.alpha.to(x.dtype).view(shape)
         if self.mode == "bwn":

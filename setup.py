@@ -1,0 +1,60 @@
+"""Build of convzoo's one native extension, ``convzoo._binary_native`` (the packed XNOR convolution).
+
+Metadata lives in pyproject.toml; this file only adds the extension. It is optional: the build is skipped
+when torch cannot be imported at build time (an isolated build without torch: install with
+``pip install --no-build-isolation``) or when ``CONVZOO_NO_NATIVE=1``, and a failed compilation (no C++
+compiler, an unsupported one) is reported and skipped. Without it convzoo runs the pure-PyTorch packed path,
+which computes the same integers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+
+SOURCE = "src/convzoo/csrc/binary_conv.cpp"
+
+
+def _native_build():
+    """``(ext_modules, cmdclass)`` for the extension, or empty ones when it cannot or should not be built."""
+    if os.environ.get("CONVZOO_NO_NATIVE") == "1":
+        print("convzoo: CONVZOO_NO_NATIVE=1, skipping the native binary convolution", file=sys.stderr)
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        print(
+            "convzoo: torch is not importable at build time (try pip install --no-build-isolation); "
+            "skipping the native binary convolution, the pure-PyTorch path will run",
+            file=sys.stderr,
+        )
+        return [], {}
+
+    class OptionalBuild(BuildExtension):
+        """Build the extension when the compiler can; otherwise say why and install without it."""
+
+        def build_extension(self, ext):
+            try:
+                super().build_extension(ext)
+            except Exception as error:  # noqa: BLE001 - any compiler failure leaves the fallback in place
+                print(
+                    f"convzoo: could not build {ext.name} ({type(error).__name__}: {error}); "
+                    "the pure-PyTorch packed path will run",
+                    file=sys.stderr,
+                )
+
+    unix = os.name != "nt"
+    compile_args = ["-O3", "-fopenmp", "-ffp-contract=off"] if unix else ["/O2", "/openmp"]
+    extension = CppExtension(
+        "convzoo._binary_native",
+        [SOURCE],
+        extra_compile_args=compile_args,
+        extra_link_args=["-fopenmp"] if unix else [],
+    )
+    return [extension], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
+
+
+ext_modules, cmdclass = _native_build()
+setup(ext_modules=ext_modules, cmdclass=cmdclass)

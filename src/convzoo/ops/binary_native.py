@@ -1,0 +1,102 @@
+"""The native packed XNOR kernels (``convzoo._binary_native``, C++), when the package build compiled them.
+
+The extension is built by ``pip install --no-build-isolation`` (``setup.py``; torch's C++ extension tooling)
+and is optional: :func:`available` says whether it loaded and :func:`unavailable_reason` why not. It computes
+exactly the integers of :func:`convzoo.ops.binary_packed.packed_conv` (same bit layout, same padding
+convention), with AVX-512 VPOPCNTDQ where the CPU has it and scalar popcount elsewhere (:func:`isa`), on
+torch's intra-op threads (``torch.set_num_threads``).
+
+These wrappers take and return the layouts of the pure-PyTorch path: 1-, 2- or 3-d inputs, words
+``(N, *S, W)``, results ``(N, C_out, *out)`` (a view of channels-last memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+__all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "conv"]
+
+try:
+    from convzoo import _binary_native as _native
+except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
+    _native = None
+    _REASON = f"{type(error).__name__}: {error}"
+else:
+    _REASON = ""
+
+
+def available() -> bool:
+    """Whether the native extension loaded."""
+    return _native is not None
+
+
+def unavailable_reason() -> str:
+    """Why the extension did not load ("" when it did)."""
+    return _REASON
+
+
+def _require():
+    if _native is None:
+        raise RuntimeError(f"binary native: the extension is not available ({_REASON})")
+    return _native
+
+
+def isa() -> str:
+    """The instruction set the native kernels run with (``avx512-vpopcntdq``, ``popcnt`` or ``portable``)."""
+    return _require().isa()
+
+
+def isas() -> list[str]:
+    """The instruction sets this CPU supports, fastest first."""
+    return list(_require().isas())
+
+
+def set_isa(name: str) -> None:
+    """Run the native kernels with one of :func:`isas` (default: the first); unknown names raise."""
+    _require().set_isa(name)
+
+
+def pack(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Signs of ``x (N, C, *S)`` float32 packed along C, and ``mean_c |x|``: ``(N, *S, W)`` int64, ``(N, 1, *S)``."""
+    rows = x.movedim(1, -1).reshape(-1, x.shape[1])  # (N · prod S, C); no copy for channels-last input
+    words, mean_abs = _require().pack(rows)
+    return words.view(x.shape[0], *x.shape[2:], -1), mean_abs.view(x.shape[0], 1, *x.shape[2:])
+
+
+def _as_3d(words: Tensor, batch_dims: int) -> Tensor:
+    """``(B, *S, W)`` with 1 ≤ len(S) ≤ 3 → ``(B, 1…, *S, W)`` with three spatial dims."""
+    spatial = words.dim() - batch_dims - 1
+    shape = words.shape
+    return words.view(*shape[:batch_dims], *([1] * (3 - spatial)), *shape[batch_dims:])
+
+
+def conv(
+    x_words: Tensor,
+    w_words: Tensor,
+    in_channels: int,
+    stride: Sequence[int],
+    *,
+    alpha: Tensor | None = None,
+    scale: Tensor | None = None,
+    bias: Tensor | None = None,
+) -> Tensor:
+    """Binary convolution of packed words, as :func:`convzoo.ops.binary_packed.packed_conv`.
+
+    Without ``alpha``: the integer dot products ``(N, C_out, *out)`` int64. With ``alpha (C_out,)``: float32
+    ``dot · α · scale + bias``, ``scale (N, 1, *out)`` the K map (optional), in one pass.
+    """
+    spatial = x_words.dim() - 2
+    if not 1 <= spatial <= 3 or w_words.dim() != spatial + 2 or len(stride) != spatial:
+        raise ValueError(
+            f"binary native: expected x_words (N, *S, W), w_words (C_out, *k, W) and stride with 1-3 spatial dims, "
+            f"got {tuple(x_words.shape)}, {tuple(w_words.shape)} and {tuple(stride)}"
+        )
+    stride3 = [1] * (3 - spatial) + [int(s) for s in stride]
+    scale3 = None if scale is None else scale.reshape(-1)
+    out = _require().conv(
+        _as_3d(x_words.contiguous(), 1), _as_3d(w_words.contiguous(), 1), in_channels, stride3, alpha, scale3, bias
+    )  # (N, od, oh, ow, C_out)
+    out_size = tuple(-(-s // st) for s, st in zip(x_words.shape[1:-1], stride, strict=True))
+    return out.view(x_words.shape[0], *out_size, -1).movedim(-1, 1)
