@@ -35,10 +35,25 @@ def _native_build():
     class OptionalBuild(BuildExtension):
         """Build the extension when the compiler can; otherwise say why and install without it."""
 
+        def build_extensions(self):
+            self._failed = set()
+            try:
+                super().build_extensions()
+            except Exception as error:  # noqa: BLE001 - e.g. the compiler check found no working compiler
+                self._failed.update(ext.name for ext in self.extensions)
+                print(
+                    f"convzoo: could not build the native extension ({type(error).__name__}: {error}); "
+                    "the pure-PyTorch packed path will run",
+                    file=sys.stderr,
+                )
+            # an extension that failed is not installed (nor copied next to the sources by editable installs)
+            self.extensions = [ext for ext in self.extensions if ext.name not in self._failed]
+
         def build_extension(self, ext):
             try:
                 super().build_extension(ext)
             except Exception as error:  # noqa: BLE001 - any compiler failure leaves the fallback in place
+                self._failed.add(ext.name)
                 print(
                     f"convzoo: could not build {ext.name} ({type(error).__name__}: {error}); "
                     "the pure-PyTorch packed path will run",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from convzoo import create_op
+from convzoo.benchmarks.binary import Int8Conv
 from convzoo.ops import binary_native
 from convzoo.ops.base import conv_nd
 from convzoo.ops.binary_packed import PackedBinaryConv, pack_bits, packed_conv, popcount, unpack_bits
@@ -77,8 +78,24 @@ def test_scaled_output_equals_float_op(mode, use_native, channels, dim, stride):
 def test_bench_suite_quick():
     peaks = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
     result = run_suite("binary", quick=True, threads=1, peaks=peaks)
-    assert [r.input_shape for r in result.results] == [(1, 16, 8, 8), (1, 32, 4, 4)]
+    names = [r.name for r in result.results]
+    assert names == [f"1x{c}x{s}x{s} {b}" for c, s in ((16, 8), (32, 4)) for b in ("fp32", "int8", "packed-torch")] + [
+        "1x3x32² resnet18"
+    ]
     assert all(r.a.median_ms > 0 and r.b.median_ms > 0 for r in result.results)
+    path = PackedBinaryConv(1, 1, (3, 3), (1, 1)).path
+    assert all(path in r.a.label for r in result.results)
+
+
+def test_int8_peer_is_a_faithful_int8_conv():
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 8, 8)
+    dense = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False).eval()
+    with torch.no_grad():
+        reference, int8 = dense(x), Int8Conv(dense, x)(x)
+    # int8 rounding only: well under 5% of the output range (a wrong scale or layout is off by far more)
+    assert (int8 - reference).abs().max() < 0.05 * reference.abs().max()
+    assert "quantized" in type(Int8Conv(dense, x).conv).__module__
 
 
 def test_packed_errors():

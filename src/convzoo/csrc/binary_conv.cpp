@@ -76,7 +76,8 @@ struct Finisher {
     tap_range(x, g.sw, g.pw, g.w, g.kw, &xlo, &xhi);
     const int64_t valid = std::max<int64_t>(0, zhi - zlo) * std::max<int64_t>(0, yhi - ylo) * std::max<int64_t>(0, xhi - xlo);
     const bool border = valid != g.taps();
-    std::array<int64_t, kBlockChannels> padded_mismatch{};
+    std::array<int64_t, kBlockChannels> padded_mismatch;
+    padded_mismatch.fill(0);
     if (border) {  // mismatches counted at padded taps: popcount(w) each
       for (int64_t a = 0; a < g.kd; ++a)
         for (int64_t b = 0; b < g.kh; ++b)
@@ -121,19 +122,41 @@ CONVZOO_INLINE int64_t popcount64(uint64_t v) {
 #endif
 }
 
-// Portable kernel: one output position, one block of channels, scalar popcounts.
-CONVZOO_INLINE void row_portable(const Geometry& g, const uint64_t* input, const uint64_t* weights,
-                                 const Finisher& finish, int64_t n, int64_t z, int64_t y) {
+// An output position (n, z, y, x) and where its window starts in the padded input words.
+struct Position {
+  int64_t n, z, y, x;
+  int64_t flat;  // ((n * od + z) * oh + y) * ow + x
+};
+
+inline Position position_at(const Geometry& g, int64_t flat) {
+  Position p;
+  p.flat = flat;
+  p.x = flat % g.ow;
+  p.y = (flat / g.ow) % g.oh;
+  p.z = (flat / (g.ow * g.oh)) % g.od;
+  p.n = flat / (g.ow * g.oh * g.od);
+  return p;
+}
+
+// Padded input words at tap (a, b, 0) of position p.
+inline const uint64_t* window_row(const Geometry& g, const uint64_t* input, const Position& p, int64_t a, int64_t b) {
+  return input + ((((p.n * g.dp + p.z * g.sd + a) * g.hp + p.y * g.sh + b) * g.wp) + p.x * g.sw) * g.words;
+}
+
+// Portable kernel: one output position at a time, 32 channels per block, scalar popcounts.
+CONVZOO_INLINE void positions_portable(const Geometry& g, const uint64_t* input, const uint64_t* weights,
+                                       const Finisher& finish, int64_t begin, int64_t end) {
   std::array<int64_t, kBlockChannels> mismatch;
-  for (int64_t x = 0; x < g.ow; ++x) {
+  for (int64_t flat = begin; flat < end; ++flat) {
+    const Position p = position_at(g, flat);
     for (int64_t c0 = 0; c0 < g.out_channels; c0 += kBlockChannels) {
       const int64_t count = std::min<int64_t>(kBlockChannels, g.out_channels - c0);
       mismatch.fill(0);
       for (int64_t a = 0; a < g.kd; ++a)
         for (int64_t b = 0; b < g.kh; ++b) {
-          const uint64_t* row = input + (((n * g.dp + z * g.sd + a) * g.hp + y * g.sh + b) * g.wp) * g.words;
+          const uint64_t* row = window_row(g, input, p, a, b);
           for (int64_t c = 0; c < g.kw; ++c) {
-            const uint64_t* act = row + (x * g.sw + c) * g.words;
+            const uint64_t* act = row + c * g.words;
             const uint64_t* wt = weights + (((a * g.kh + b) * g.kw + c) * g.words) * g.padded_channels + c0;
             for (int64_t word = 0; word < g.words; ++word) {
               const uint64_t v = act[word];
@@ -142,45 +165,56 @@ CONVZOO_INLINE void row_portable(const Geometry& g, const uint64_t* input, const
             }
           }
         }
-      finish(n, z, y, x, c0, count, mismatch.data());
+      finish(p.n, p.z, p.y, p.x, c0, count, mismatch.data());
     }
   }
 }
 
-void rows_generic(const Geometry& g, const uint64_t* input, const uint64_t* weights, const Finisher& finish,
-                  int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t y = r % g.oh, z = (r / g.oh) % g.od, n = r / (g.oh * g.od);
-    row_portable(g, input, weights, finish, n, z, y);
-  }
+void positions_generic(const Geometry& g, const uint64_t* input, const uint64_t* weights, const Finisher& finish,
+                       int64_t begin, int64_t end) {
+  positions_portable(g, input, weights, finish, begin, end);
 }
 
 #ifdef CONVZOO_X86
-__attribute__((target("popcnt"))) void rows_popcnt(const Geometry& g, const uint64_t* input, const uint64_t* weights,
-                                                   const Finisher& finish, int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t y = r % g.oh, z = (r / g.oh) % g.od, n = r / (g.oh * g.od);
-    row_portable(g, input, weights, finish, n, z, y);
-  }
+__attribute__((target("popcnt"))) void positions_popcnt(const Geometry& g, const uint64_t* input,
+                                                        const uint64_t* weights, const Finisher& finish,
+                                                        int64_t begin, int64_t end) {
+  positions_portable(g, input, weights, finish, begin, end);
 }
 
-// AVX-512 kernel: P output positions x 32 channels per register block (4P accumulators of 8 x int64).
+// Whether every tap of output coordinate o falls inside the input along one axis.
+inline bool inside(int64_t o, int64_t stride, int64_t pad, int64_t size, int64_t kernel) {
+  const int64_t start = o * stride - pad;
+  return start >= 0 && start + kernel <= size;
+}
+
+#define CONVZOO_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512vpopcntdq")))
+
+// AVX-512 kernel: P output positions (consecutive in the flat output, across rows) x 32 channels per register
+// block (4P accumulators of 8 x int64). Interior positions are finished in vector registers; border ones go
+// through the scalar Finisher.
 template <int P>
-__attribute__((target("avx512f,avx512vpopcntdq"))) inline void block_avx512(
-    const Geometry& g, const uint64_t* input, const uint64_t* weights, const Finisher& finish, int64_t n, int64_t z,
-    int64_t y, int64_t x0) {
-  alignas(64) int64_t mismatch[P][kBlockChannels];
+CONVZOO_AVX512 inline void block_avx512(const Geometry& g, const uint64_t* input, const uint64_t* weights,
+                                        const Finisher& finish, int64_t first) {
+  alignas(64) int64_t mismatch[kBlockChannels];
+  Position pos[P];
+  bool interior[P];
+  for (int p = 0; p < P; ++p) {
+    pos[p] = position_at(g, first + p);
+    interior[p] = inside(pos[p].z, g.sd, g.pd, g.d, g.kd) && inside(pos[p].y, g.sh, g.ph, g.h, g.kh) &&
+                  inside(pos[p].x, g.sw, g.pw, g.w, g.kw);
+  }
+  const __m512i full = _mm512_set1_epi64(g.taps() * g.in_channels);
   for (int64_t c0 = 0; c0 < g.padded_channels; c0 += kBlockChannels) {
     __m512i acc[P][4];
     for (int p = 0; p < P; ++p)
       for (int v = 0; v < 4; ++v) acc[p][v] = _mm512_setzero_si512();
     for (int64_t a = 0; a < g.kd; ++a)
       for (int64_t b = 0; b < g.kh; ++b) {
-        const uint64_t* row = input + (((n * g.dp + z * g.sd + a) * g.hp + y * g.sh + b) * g.wp) * g.words;
+        const uint64_t* row[P];
+        for (int p = 0; p < P; ++p) row[p] = window_row(g, input, pos[p], a, b);
         for (int64_t c = 0; c < g.kw; ++c) {
           const uint64_t* wt = weights + (((a * g.kh + b) * g.kw + c) * g.words) * g.padded_channels + c0;
-          const uint64_t* act[P];
-          for (int p = 0; p < P; ++p) act[p] = row + ((x0 + p) * g.sw + c) * g.words;
           for (int64_t word = 0; word < g.words; ++word) {
             const uint64_t* wrow = wt + word * g.padded_channels;
             const __m512i w0 = _mm512_loadu_si512(wrow);
@@ -188,7 +222,7 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) inline void block_avx512(
             const __m512i w2 = _mm512_loadu_si512(wrow + 16);
             const __m512i w3 = _mm512_loadu_si512(wrow + 24);
             for (int p = 0; p < P; ++p) {
-              const __m512i v = _mm512_set1_epi64(static_cast<long long>(act[p][word]));
+              const __m512i v = _mm512_set1_epi64(static_cast<long long>(row[p][c * g.words + word]));
               acc[p][0] = _mm512_add_epi64(acc[p][0], _mm512_popcnt_epi64(_mm512_xor_si512(v, w0)));
               acc[p][1] = _mm512_add_epi64(acc[p][1], _mm512_popcnt_epi64(_mm512_xor_si512(v, w1)));
               acc[p][2] = _mm512_add_epi64(acc[p][2], _mm512_popcnt_epi64(_mm512_xor_si512(v, w2)));
@@ -197,29 +231,47 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) inline void block_avx512(
           }
         }
       }
-    for (int p = 0; p < P; ++p)
-      for (int v = 0; v < 4; ++v) _mm512_store_si512(mismatch[p] + 8 * v, acc[p][v]);
     const int64_t count = std::min<int64_t>(kBlockChannels, g.out_channels - c0);
-    for (int p = 0; p < P; ++p) finish(n, z, y, x0 + p, c0, count, mismatch[p]);
+    for (int p = 0; p < P; ++p) {
+      if (!interior[p]) {
+        for (int v = 0; v < 4; ++v) _mm512_store_si512(mismatch + 8 * v, acc[p][v]);
+        finish(pos[p].n, pos[p].z, pos[p].y, pos[p].x, c0, count, mismatch);
+        continue;
+      }
+      const int64_t offset = pos[p].flat * g.out_channels + c0;
+      const __m256 k = _mm256_set1_ps(finish.scale != nullptr ? finish.scale[pos[p].flat] : 1.0f);
+      for (int v = 0; v < 4 && 8 * v < count; ++v) {
+        const int64_t lanes = std::min<int64_t>(8, count - 8 * v);
+        const __mmask8 mask = static_cast<__mmask8>((1u << lanes) - 1u);
+        const __m512i dot = _mm512_sub_epi64(full, _mm512_slli_epi64(acc[p][v], 1));
+        if (finish.alpha == nullptr) {
+          _mm512_mask_storeu_epi64(finish.out_int + offset + 8 * v, mask, dot);
+          continue;
+        }
+        // the same float operations in the same order as the scalar Finisher and the PyTorch path
+        __m256 value = _mm256_mul_ps(_mm512_cvtepi64_ps(dot), _mm256_maskz_loadu_ps(mask, finish.alpha + c0 + 8 * v));
+        if (finish.scale != nullptr) value = _mm256_mul_ps(value, k);
+        if (finish.bias != nullptr) value = _mm256_add_ps(value, _mm256_maskz_loadu_ps(mask, finish.bias + c0 + 8 * v));
+        _mm256_mask_storeu_ps(finish.out_float + offset + 8 * v, mask, value);
+      }
+    }
   }
 }
 
-__attribute__((target("avx512f,avx512vpopcntdq"))) void rows_avx512(const Geometry& g, const uint64_t* input,
-                                                                   const uint64_t* weights, const Finisher& finish,
-                                                                   int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t y = r % g.oh, z = (r / g.oh) % g.od, n = r / (g.oh * g.od);
-    int64_t x = 0;
-    for (; x + kBlockPositions <= g.ow; x += kBlockPositions) block_avx512<kBlockPositions>(g, input, weights, finish, n, z, y, x);
-    for (; x < g.ow; ++x) block_avx512<1>(g, input, weights, finish, n, z, y, x);
-  }
+CONVZOO_AVX512 void positions_avx512(const Geometry& g, const uint64_t* input, const uint64_t* weights,
+                                     const Finisher& finish, int64_t begin, int64_t end) {
+  int64_t flat = begin;
+  for (; flat + kBlockPositions <= end; flat += kBlockPositions)
+    block_avx512<kBlockPositions>(g, input, weights, finish, flat);
+  for (; flat < end; ++flat) block_avx512<1>(g, input, weights, finish, flat);
 }
 #endif
 
-using RowsFn = void (*)(const Geometry&, const uint64_t*, const uint64_t*, const Finisher&, int64_t, int64_t);
+// Computes the flat output positions [begin, end).
+using PositionsFn = void (*)(const Geometry&, const uint64_t*, const uint64_t*, const Finisher&, int64_t, int64_t);
 
 struct Dispatch {
-  RowsFn rows;
+  PositionsFn positions;
   bool avx512;
   std::string name;
 };
@@ -228,11 +280,12 @@ std::vector<Dispatch> supported() {
   std::vector<Dispatch> found;
 #ifdef CONVZOO_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq"))
-    found.push_back({rows_avx512, true, "avx512-vpopcntdq"});
-  if (__builtin_cpu_supports("popcnt")) found.push_back({rows_popcnt, false, "popcnt"});
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512vpopcntdq"))
+    found.push_back({positions_avx512, true, "avx512-vpopcntdq"});
+  if (__builtin_cpu_supports("popcnt")) found.push_back({positions_popcnt, false, "popcnt"});
 #endif
-  found.push_back({rows_generic, false, "portable"});
+  found.push_back({positions_generic, false, "portable"});
   return found;
 }
 
@@ -309,8 +362,12 @@ torch::Tensor conv(const torch::Tensor& x_words, const torch::Tensor& w_words, i
   }
   const auto* input = reinterpret_cast<const uint64_t*>(padded.data_ptr<int64_t>());
   const auto* weights = reinterpret_cast<const uint64_t*>(wt.data_ptr<int64_t>());
-  const RowsFn rows = dispatch().rows;
-  at::parallel_for(0, g.n * g.od * g.oh, 1, [&](int64_t begin, int64_t end) { rows(g, input, weights, finish, begin, end); });
+  const PositionsFn positions = dispatch().positions;
+  const int64_t total = g.n * g.od * g.oh * g.ow, blocks = (total + kBlockPositions - 1) / kBlockPositions;
+  // tasks are whole register blocks of positions; grain: about 64 positions
+  at::parallel_for(0, blocks, 16, [&](int64_t begin, int64_t end) {
+    positions(g, input, weights, finish, begin * kBlockPositions, std::min(total, end * kBlockPositions));
+  });
   return out;
 }
 
@@ -360,6 +417,134 @@ __attribute__((target("avx512f"))) void pack_rows_avx512(const float* x, int64_t
 }
 #endif
 
+// Signs of x (N, C, P) float32 (channel planes), packed per position: words (N, P, W) and mean |x| (N, P).
+// Works on blocks of positions [p0, p1) of sample n, reading each channel plane contiguously.
+void pack_planes_generic(const float* x, int64_t channels, int64_t positions, int64_t words, uint64_t* out,
+                         float* mean_abs, int64_t n, int64_t p0, int64_t p1) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t start = p0; start < p1; start += kBlock) {
+    const int64_t len = std::min(kBlock, p1 - start);
+    std::array<float, kBlock> total;
+    total.fill(0.0f);
+    for (int64_t word = 0; word < words; ++word) {
+      std::array<uint64_t, kBlock> bits;
+      bits.fill(0);
+      const int64_t first = word * kWordBits, last = std::min(channels, first + kWordBits);
+      for (int64_t c = first; c < last; ++c) {
+        const float* plane = x + (n * channels + c) * positions + start;
+        const uint64_t bit = uint64_t{1} << (c - first);
+        for (int64_t i = 0; i < len; ++i) {
+          bits[i] |= plane[i] >= 0.0f ? bit : 0;
+          total[i] += std::fabs(plane[i]);
+        }
+      }
+      for (int64_t i = 0; i < len; ++i) out[(n * positions + start + i) * words + word] = bits[i];
+    }
+    for (int64_t i = 0; i < len; ++i) mean_abs[n * positions + start + i] = total[i] / static_cast<float>(channels);
+  }
+}
+
+#ifdef CONVZOO_X86
+__attribute__((target("avx512f"))) void pack_planes_avx512(const float* x, int64_t channels, int64_t positions,
+                                                           int64_t words, uint64_t* out, float* mean_abs, int64_t n,
+                                                           int64_t p0, int64_t p1) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  for (int64_t start = p0; start < p1; start += 16) {
+    const int64_t len = std::min<int64_t>(16, p1 - start);
+    const __mmask16 lanes = static_cast<__mmask16>(len == 16 ? 0xffff : (1u << len) - 1u);
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t word = 0; word < words; ++word) {
+      __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();  // positions 0-7 and 8-15
+      const int64_t first = word * kWordBits, last = std::min(channels, first + kWordBits);
+      for (int64_t c = first; c < last; ++c) {
+        const __m512 v = _mm512_maskz_loadu_ps(lanes, x + (n * channels + c) * positions + start);
+        const __mmask16 positive = _mm512_mask_cmp_ps_mask(lanes, v, zero, _CMP_GE_OQ);
+        const __m512i bit = _mm512_set1_epi64(static_cast<long long>(uint64_t{1} << (c - first)));
+        low = _mm512_mask_or_epi64(low, static_cast<__mmask8>(positive), low, bit);
+        high = _mm512_mask_or_epi64(high, static_cast<__mmask8>(positive >> 8), high, bit);
+        total = _mm512_add_ps(total, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask)));
+      }
+      uint64_t* dst = out + (n * positions + start) * words + word;
+      if (words == 1) {
+        _mm512_mask_storeu_epi64(dst, static_cast<__mmask8>(lanes), low);
+        _mm512_mask_storeu_epi64(dst + 8, static_cast<__mmask8>(lanes >> 8), high);
+      } else {
+        alignas(64) uint64_t block[16];
+        _mm512_store_si512(block, low);
+        _mm512_store_si512(block + 8, high);
+        for (int64_t i = 0; i < len; ++i) dst[i * words] = block[i];
+      }
+    }
+    const __m512 mean = _mm512_div_ps(total, _mm512_set1_ps(static_cast<float>(channels)));
+    _mm512_mask_storeu_ps(mean_abs + n * positions + start, lanes, mean);
+  }
+}
+#endif
+
+std::vector<torch::Tensor> pack_planes(const torch::Tensor& x) {
+  check(x.dim() == 3 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
+        "pack_planes expects a float32 CPU tensor (N, channels, positions)");
+  auto planes = x.contiguous();
+  const int64_t n = planes.size(0), channels = planes.size(1), positions = planes.size(2);
+  const int64_t words = (channels + kWordBits - 1) / kWordBits;
+  check(channels > 0, "pack_planes needs at least one channel");
+  auto out = torch::empty({n, positions, words}, torch::kInt64);
+  auto mean_abs = torch::empty({n, positions}, torch::kFloat32);
+  const float* src = planes.data_ptr<float>();
+  auto* dst = reinterpret_cast<uint64_t*>(out.data_ptr<int64_t>());
+  float* mean = mean_abs.data_ptr<float>();
+  auto fn = pack_planes_generic;
+#ifdef CONVZOO_X86
+  if (dispatch().avx512) fn = pack_planes_avx512;
+#endif
+  constexpr int64_t kChunk = 256;  // positions per task (a multiple of both kernels' blocks)
+  const int64_t chunks = (positions + kChunk - 1) / kChunk;
+  at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t sample = t / chunks, p0 = (t % chunks) * kChunk;
+      fn(src, channels, positions, words, dst, mean, sample, p0, std::min(positions, p0 + kChunk));
+    }
+  });
+  return {out, mean_abs};
+}
+
+// Mean of a (N, D, H, W) over each kd x kh x kw window with zero "same" padding, divided by the full window
+// size (padded positions count as zeros), at the given stride: the K map of S8 from A = mean_c |x|.
+torch::Tensor window_mean(const torch::Tensor& a, std::vector<int64_t> kernel, std::vector<int64_t> stride) {
+  check(a.dim() == 4 && a.scalar_type() == torch::kFloat32 && a.device().is_cpu(),
+        "window_mean expects a float32 CPU tensor (N, D, H, W)");
+  check(kernel.size() == 3 && stride.size() == 3, "window_mean needs 3 kernel sizes and 3 strides");
+  auto src_t = a.contiguous();
+  const int64_t n = a.size(0), d = a.size(1), h = a.size(2), w = a.size(3);
+  const int64_t od = (d + stride[0] - 1) / stride[0], oh = (h + stride[1] - 1) / stride[1];
+  const int64_t ow = (w + stride[2] - 1) / stride[2];
+  const float inverse = 1.0f / static_cast<float>(kernel[0] * kernel[1] * kernel[2]);
+  auto out = torch::empty({n, od, oh, ow}, torch::kFloat32);
+  const float* src = src_t.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, n * od * oh, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t y = r % oh, z = (r / oh) % od, s = r / (oh * od);
+      int64_t zlo, zhi, ylo, yhi;
+      tap_range(z, stride[0], kernel[0] / 2, d, kernel[0], &zlo, &zhi);
+      tap_range(y, stride[1], kernel[1] / 2, h, kernel[1], &ylo, &yhi);
+      for (int64_t x = 0; x < ow; ++x) {
+        int64_t xlo, xhi;
+        tap_range(x, stride[2], kernel[2] / 2, w, kernel[2], &xlo, &xhi);
+        float total = 0.0f;
+        for (int64_t i = zlo; i < zhi; ++i)
+          for (int64_t j = ylo; j < yhi; ++j) {
+            const float* row = src + ((s * d + z * stride[0] - kernel[0] / 2 + i) * h + y * stride[1] - kernel[1] / 2 + j) * w;
+            for (int64_t k = xlo; k < xhi; ++k) total += row[x * stride[2] - kernel[2] / 2 + k];
+          }
+        dst[r * ow + x] = total * inverse;
+      }
+    }
+  });
+  return out;
+}
+
 std::vector<torch::Tensor> pack(const torch::Tensor& x) {
   check(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
         "pack expects a float32 CPU tensor (positions, channels)");
@@ -408,6 +593,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("alpha") = pybind11::none(), pybind11::arg("scale") = pybind11::none(),
         pybind11::arg("bias") = pybind11::none());
   m.def("pack", &pack, "signs of (positions, channels) float32 rows packed to int64 words, and mean |x| per row");
+  m.def("pack_planes", &pack_planes, "signs of (N, channels, positions) float32 planes packed to (N, positions, words)");
+  m.def("window_mean", &window_mean, "the K map: windowed mean of (N, D, H, W) with zero same padding");
   m.def("isa", &isa, "the instruction set the kernels run with");
   m.def("isas", &isas, "the instruction sets this CPU supports, fastest first");
   m.def("set_isa", &set_isa, "run the kernels with one of isas() (for testing the portable kernels)");

@@ -12,14 +12,15 @@ These wrappers take and return the layouts of the pure-PyTorch path: 1-, 2- or 3
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 from torch import Tensor
 
-__all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "conv"]
+__all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "window_mean", "conv"]
 
 try:
-    from convzoo import _binary_native as _native
+    _native = importlib.import_module("convzoo._binary_native")
 except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
     _native = None
     _REASON = f"{type(error).__name__}: {error}"
@@ -59,10 +60,26 @@ def set_isa(name: str) -> None:
 
 
 def pack(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Signs of ``x (N, C, *S)`` float32 packed along C, and ``mean_c |x|``: ``(N, *S, W)`` int64, ``(N, 1, *S)``."""
-    rows = x.movedim(1, -1).reshape(-1, x.shape[1])  # (N · prod S, C); no copy for channels-last input
-    words, mean_abs = _require().pack(rows)
-    return words.view(x.shape[0], *x.shape[2:], -1), mean_abs.view(x.shape[0], 1, *x.shape[2:])
+    """Signs of ``x (N, C, *S)`` float32 packed along C, and ``mean_c |x|``: ``(N, *S, W)`` int64, ``(N, 1, *S)``.
+
+    Reads contiguous (channels-first) and channels-last memory in place; other layouts are copied first.
+    """
+    batch, channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    if x.is_contiguous():
+        words, mean_abs = _require().pack_planes(x.view(batch, channels, -1))
+    else:
+        words, mean_abs = _require().pack(x.movedim(1, -1).reshape(-1, channels))  # no copy for channels-last
+    return words.view(batch, *spatial, -1), mean_abs.view(batch, 1, *spatial)
+
+
+def window_mean(mean_abs: Tensor, kernel_size: Sequence[int], stride: Sequence[int]) -> Tensor:
+    """The K map as :func:`convzoo.ops.binary.window_mean`: ``A (N, 1, *S)`` float32 → ``(N, 1, *out)``."""
+    spatial = mean_abs.dim() - 2
+    pad = [1] * (3 - spatial)
+    planes = mean_abs.reshape(mean_abs.shape[0], *pad, *mean_abs.shape[2:])  # (N, D, H, W)
+    out = _require().window_mean(planes, pad + list(kernel_size), pad + list(stride))
+    out_size = tuple(-(-s // st) for s, st in zip(mean_abs.shape[2:], stride, strict=True))
+    return out.view(mean_abs.shape[0], 1, *out_size)
 
 
 def _as_3d(words: Tensor, batch_dims: int) -> Tensor:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from convzoo.ops import binary_native
 from convzoo.ops.base import conv_nd, same_padding
-from convzoo.ops.binary import MODES, BinaryConv, scaling_map, weight_scale, window_mean
+from convzoo.ops.binary import MODES, BinaryConv, scaling_map, weight_scale
 
 __all__ = ["PackedBinaryConv", "pack_bits", "unpack_bits", "popcount", "packed_conv", "WORD_BITS"]
 
@@ -156,7 +156,7 @@ class PackedBinaryConv(nn.Module):
             )
         if self.mode == "xnor" and x.dtype == torch.float32 and x.device.type == "cpu" and self.path != "packed-torch":
             words, mean_abs = binary_native.pack(x)  # (N, *S, W), (N, 1, *S)
-            scale = window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
+            scale = binary_native.window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
             return binary_native.conv(
                 words, self.weight_words, self.in_channels, self.stride, alpha=self.alpha, scale=scale, bias=self.bias
             )
