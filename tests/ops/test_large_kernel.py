@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from convzoo.ops.base import conv_nd
+from convzoo.ops.base import ConvSpec, conv_nd
 from convzoo.ops.large_kernel import (
     FFT_MIN_WIDTH,
     STRIP_WIDTH,
+    DepthwiseConv2d,
     choose_path,
     depthwise_conv,
     fft_size,
@@ -159,3 +161,27 @@ def test_large_kernel_module_is_the_same_conv_run_by_the_path():
         large_kernel_module(torch.nn.Conv2d(4, 8, 3, groups=4))
     with pytest.raises(ValueError, match="depthwise_conv: path must be one of direct, strips, fft or None"):
         large_kernel_module(conv, path="cuda")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "groups", "large"), [((31, 31), 4, True), ((3, 15), 4, True), ((13, 13), 4, False), ((31, 31), 1, False)]
+)
+def test_conv_spec_deploys_wide_depthwise_kernels_on_the_large_kernel_path(kernel, groups, large):
+    torch.manual_seed(0)
+    in_per_group = 4 // groups
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    spec = ConvSpec(torch.randn(4, in_per_group, *kernel), torch.randn(4), (1, 1), padding, (1, 1), groups)
+    module = spec.to_module()
+    assert isinstance(module, nn.Conv2d)
+    assert isinstance(module, DepthwiseConv2d) is large
+    x = torch.randn(2, 4, 20, 20)
+    expected = F.conv2d(x, spec.weight, spec.bias, padding=spec.padding, groups=groups)
+    torch.testing.assert_close(module(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_traced_large_kernel_module_is_one_plain_conv():
+    conv = large_kernel_module(nn.Conv2d(4, 4, 41, padding=20, groups=4))
+    x = torch.randn(1, 4, 48, 48)
+    assert choose_path(x, (41, 41), (1, 1), (1, 1)) == "fft"
+    graph = str(torch.jit.trace(conv, x).inlined_graph)
+    assert "fft" not in graph and graph.count("aten::_convolution") == 1

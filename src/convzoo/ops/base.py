@@ -110,7 +110,12 @@ class ConvSpec:
         return replace(self, weight=self.weight.to(*args, **kwargs), bias=bias)
 
     def to_module(self) -> nn.Module:
-        """A plain ``nn.Conv{dim}d`` holding this spec (the deploy form of the operator)."""
+        """An ``nn.Conv{dim}d`` holding this spec (the deploy form of the operator).
+
+        A depthwise kernel wider than PyTorch's fast CPU depthwise kernel (2-d, width > 13) comes back as a
+        :class:`~convzoo.ops.large_kernel.DepthwiseConv2d` (still an ``nn.Conv2d``, same state dict) run by the
+        large-kernel path; every other spec as a plain ``nn.Conv{dim}d``.
+        """
         out_channels, in_per_group, *kernel_size = self.weight.shape
         conv = _CONV_MODULE[self.dim](
             in_per_group * self.groups,
@@ -128,6 +133,11 @@ class ConvSpec:
             conv.weight.copy_(self.weight)
             if self.bias is not None:
                 conv.bias.copy_(self.bias)
+        from convzoo.ops.large_kernel import STRIP_WIDTH, large_kernel_module  # imports this module
+
+        depthwise = self.groups == out_channels == in_per_group * self.groups
+        if self.dim == 2 and depthwise and kernel_size[-1] > STRIP_WIDTH:
+            return large_kernel_module(conv)
         return conv
 
 

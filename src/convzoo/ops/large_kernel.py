@@ -191,7 +191,10 @@ class _LargeKernelForward:
     path: str | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return depthwise_conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, path=self.path)
+        path = self.path
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+            path = "direct"  # a graph for another runtime or compiler: one plain conv node, its kernels decide
+        return depthwise_conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, path=path)
 
     def macs(self, input_size: Sequence[int]) -> int:
         """Per-sample MACs of the direct depthwise conv, whatever path runs: ``C · Π out · Π k``."""
