@@ -20,7 +20,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_suite_runs_quick_from_the_command_line(tmp_path, capsys):
-    assert SUITES.get("sequence").papers == ("hyena-distill", "tcn-compressor")
+    assert SUITES.get("sequence").papers == ("hyena-distill", "tcn-compressor", "tcnca")
     assert main(["bench", "sequence", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "### convzoo bench sequence --quick" in out
@@ -36,6 +36,8 @@ def test_suite_runs_quick_from_the_command_line(tmp_path, capsys):
         "steps-vs-offline-64",
         "next-token-at-64",
         "next-token-at-256",
+        "tcnca-64",
+        "tcnca-128",
     ]
     for case in data["cases"]:
         assert case["ratio"] == pytest.approx(case["a"]["median_ms"] / case["b"]["median_ms"])
@@ -45,6 +47,7 @@ def test_full_cases_cover_the_issue_sizes_without_building_them():
     names = [case.name for case in sequence_cases()]
     assert names[:4] == ["fft-1024", "fft-4096", "fft-16384", "fft-65536"]
     assert "generate-4096" in names and "next-token-at-65536" in names and "steps-vs-offline-65536" in names
+    assert names[-3:] == ["tcnca-1024", "tcnca-4096", "tcnca-8192"]
     assert all(case.same_output for case in sequence_cases() if case.name.startswith("fft-"))
 
 

@@ -15,6 +15,9 @@ Five comparisons, each A against B in one interleaved run:
 - ``next-token-at-P``: the cost of the single token at position P (A: one recurrence step from the state after
   P tokens; B: FFT convolution of the P + 1 prefix), at P = 4k, 16k and 64k: the recurrence's per-token cost is
   flat in P.
+- ``tcnca-L``: one TCNCA layer (S82; d 64, value width 128, query/key width 32) with chunked attention over
+  chunks of 256 (A) against the same layer attending causally over the whole sequence (B, chunk = L), at
+  L = 1k, 4k and 8k: A ms / L is flat (linear cost in length), B grows with L.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from convzoo.models.tcnca import TCNCAConfig, TCNCALayer
 from convzoo.ops.base import create_op
 from convzoo.ops.distill import DistilledConv, distill
 from convzoo.ops.long_conv import ExplicitCausalConv, fft_causal_conv
@@ -36,6 +40,8 @@ FFT_LENGTHS = (1024, 4096, 16384, 65536)
 GENERATE_TOKENS = (4096,)
 OFFLINE_TOKENS = (4096, 16384, 65536)
 NEXT_TOKEN_POSITIONS = (4096, 16384, 65536)
+TCNCA_LENGTHS = (1024, 4096, 8192)  # full attention at 8k already holds a 256 MiB score matrix
+TCNCA_CHUNK = 256
 DISTILL_ORDER = 16
 
 
@@ -131,14 +137,24 @@ def _next_token_pair(channels: int, position: int, batch: int) -> tuple[nn.Modul
     return NextTokenRecurrent(distilled, x[..., :-1]), NextTokenRecompute(filters, skip), x
 
 
+def _tcnca_pair(length: int, chunk: int, batch: int) -> tuple[nn.Module, nn.Module, Tensor]:
+    torch.manual_seed(0)
+    config = TCNCAConfig(dim=64, hidden=128, z_dim=32, ffn=128, layers=1, chunk_size=chunk, levels=3)
+    chunked = TCNCALayer(config).eval()
+    full = TCNCALayer(TCNCAConfig(**{**config.__dict__, "chunk_size": length})).eval()
+    return chunked, full, _sequence(batch, config.dim, length)
+
+
 @SUITES.register(
     "sequence",
     kind="suite",
-    papers=("hyena-distill", "tcn-compressor"),
-    summary="FFT long conv vs direct causal conv; uTCN vs FFT conv; distilled recurrence vs FFT recompute",
+    papers=("hyena-distill", "tcn-compressor", "tcnca"),
+    summary="FFT long conv vs direct causal conv; uTCN vs FFT conv; distilled recurrence vs FFT recompute; "
+    "TCNCA chunked vs full attention",
 )
 def sequence_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
-    """FFT vs direct at each length, TCN vs FFT at the TCN's receptive field, and token-by-token generation."""
+    """FFT vs direct at each length, TCN vs FFT at the TCN's receptive field, token-by-token generation, and
+    TCNCA's chunked attention against full attention."""
     batch = batch or 1
     if quick:
         fft_lengths, tokens, offline, positions, length, channels = (64, 256), (32,), (32, 64), (64, 256), 64, 4
@@ -147,6 +163,7 @@ def sequence_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
         fft_lengths, tokens, offline, positions = FFT_LENGTHS, GENERATE_TOKENS, OFFLINE_TOKENS, NEXT_TOKEN_POSITIONS
         length, channels = 16384, 8
         tcn_options = {"kernel_size": 13, "blocks": 4, "width": 32, "dilation_growth": 10}  # uTCN-300 (S92)
+    tcnca_lengths, chunk = ((64, 128), 16) if quick else (TCNCA_LENGTHS, TCNCA_CHUNK)
     cases = [
         Case(f"fft-{n}", "fft causal conv", "direct causal conv1d", partial(_fft_pair, channels, n, batch), True)
         for n in fft_lengths
@@ -171,5 +188,9 @@ def sequence_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
     cases += [
         Case(f"next-token-at-{p}", "distilled step", "fft recompute", partial(_next_token_pair, channels, p, batch))
         for p in positions
+    ]
+    cases += [
+        Case(f"tcnca-{n}", f"tcnca chunk {chunk}", "full causal attention", partial(_tcnca_pair, n, chunk, batch))
+        for n in tcnca_lengths
     ]
     return cases
