@@ -78,3 +78,14 @@ def test_registered_and_errors():
     assert entry.papers == ("xnor-net",) and entry.obj is binarize
     with pytest.raises(ValueError, match="binarize: Sequential holds no 'binary' op"):
         binarize(nn.Sequential(nn.Conv2d(2, 2, 3)))
+
+
+def test_channels_last_deploy_form_computes_the_same_function():
+    model = _model(2)
+    _train_a_little(model)
+    model.eval()
+    nchw, channels_last = binarize(model), binarize(model, channels_last=True)
+    assert channels_last[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(channels_last(x), nchw(x), rtol=1e-5, atol=1e-5)

@@ -79,9 +79,8 @@ def test_bench_suite_quick():
     peaks = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
     result = run_suite("binary", quick=True, threads=1, peaks=peaks)
     names = [r.name for r in result.results]
-    assert names == [f"1x{c}x{s}x{s} {b}" for c, s in ((16, 8), (32, 4)) for b in ("fp32", "int8", "packed-torch")] + [
-        "1x3x32² resnet18"
-    ]
+    shapes = [f"1x{c}x{s}x{s} {b}" for c, s in ((16, 8), (32, 4)) for b in ("fp32", "int8", "packed-torch")]
+    assert names == [*shapes, "1x3x32² resnet18", "1x3x32² resnet18 channels-last"]
     assert all(r.a.median_ms > 0 and r.b.median_ms > 0 for r in result.results)
     path = PackedBinaryConv(1, 1, (3, 3), (1, 1)).path
     assert all(path in r.a.label for r in result.results)

@@ -10,7 +10,9 @@ Per ResNet-18 stage shape (64@56², 128@28², 256@14², 512@7²) and batch (1 an
   as XNOR-Net does (BN → BinActiv → BinConv);
 - packed XNOR conv on the native kernel vs the pure-PyTorch packed path (what runs without a compiler);
 
-and end to end, ``binarize``d XNOR ResNet-18 vs fp32 ResNet-18 at 224², batch 1 and 8. "Packed XNOR" runs
+and end to end, ``binarize``d XNOR ResNet-18 vs fp32 ResNet-18 at 224², batch 1 and 8, both in PyTorch's default
+layout and both channels-last (``binarize(..., channels_last=True)``; PyTorch's CPU max pooling is many times
+faster there, which flatters neither side). "Packed XNOR" runs
 the native kernel (``convzoo.ops.binary_native``) when it is built, the pure-PyTorch path otherwise; the
 side's label says which.
 """
@@ -94,13 +96,16 @@ def _versus_torch_path(channels: int, side: int, batch: int) -> tuple[nn.Module,
     return native, fallback, feature_map(batch, channels, side)
 
 
-def _end_to_end(batch: int, quick: bool) -> tuple[nn.Module, nn.Module, Tensor]:
+def _end_to_end(batch: int, quick: bool, channels_last: bool) -> tuple[nn.Module, nn.Module, Tensor]:
     torch.manual_seed(0)
 
     def build(name: str) -> nn.Module:
         return create_model(name, **(MODELS.get(name).extra["test_cfg"] if quick else {})).eval()
 
-    xnor, dense = binarize(build("xnor_resnet18")), build("resnet18")
+    xnor = binarize(build("xnor_resnet18"), channels_last=channels_last)
+    dense = build("resnet18")
+    if channels_last:
+        dense = dense.to(memory_format=torch.channels_last)
     side = 32 if quick else 224
     return xnor, dense, torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(0))
 
@@ -137,13 +142,16 @@ def binary_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
                     same_output=True,
                 )
             )
+    side = 32 if quick else 224
     for n in batches:
-        cases.append(
-            Case(
-                f"{n}x3x{32 if quick else 224}² resnet18",
-                _label("XNOR ResNet-18"),
-                "fp32 ResNet-18",
-                partial(_end_to_end, n, quick),
+        for channels_last in (False, True):
+            layout = " channels-last" if channels_last else ""
+            cases.append(
+                Case(
+                    f"{n}x3x{side}² resnet18{layout}",
+                    _label("XNOR ResNet-18") + layout,
+                    "fp32 ResNet-18" + layout,
+                    partial(_end_to_end, n, quick, channels_last),
+                )
             )
-        )
     return cases

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from convzoo.ops.binary import BinaryConv
@@ -36,8 +37,13 @@ def _replace(module: nn.Module) -> int:
     papers=("xnor-net",),
     summary="pack every binary op's weights to one bit each for packed XNOR/BWN inference (S8)",
 )
-def binarize(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+def binarize(model: nn.Module, *, inplace: bool = False, channels_last: bool = False) -> nn.Module:
     """``model`` (a copy unless ``inplace``) in eval mode with every ``binary`` op in its packed inference form.
+
+    ``channels_last=True`` also stores the model's 4-d weights channels-last, so its float convs, BN and pooling
+    run in that layout (PyTorch's CPU max pooling, for one, is many times faster there) and the packed convs
+    read their input in place; the outputs are the same up to float rounding. Such a model's state dict holds
+    non-contiguous tensors: call ``.contiguous()`` on them before ``safetensors.torch.save_file``.
 
     Raises ``ValueError`` when the model holds no ``binary`` op (nothing to binarise).
     """
@@ -46,4 +52,6 @@ def binarize(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         return PackedBinaryConv.from_binary(model).eval()
     if _replace(model) == 0:
         raise ValueError(f"binarize: {type(model).__name__} holds no 'binary' op to pack")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model.eval()
