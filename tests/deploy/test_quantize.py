@@ -1,4 +1,5 @@
-"""quantize (S19): int8 per-channel weights, per-tensor activations; PTQ and QAT; digits accuracy and size."""
+"""quantize (S19), FX backend: int8 per-channel weights, per-tensor activations; PTQ and QAT; digits accuracy and
+size; the float-kept report; argument errors (the PT2E backend: test_quantize_pt2e.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from convzoo.data import load_dataset
-from convzoo.deploy import fuse_bn, model_size_bytes, quantize
+from convzoo.deploy import fuse_bn, model_size_bytes, quantize, quantize_with_report
 from convzoo.ops.base import create_op
 from convzoo.testing import randomize_batchnorm_
 
@@ -86,8 +87,40 @@ def test_bad_mode_and_empty_loader():
         quantize(_net(), [])
 
 
+class _ShapeGate(nn.Module):
+    """Python control flow on a shape: FX cannot trace it symbolically."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x) if x.shape[-1] > 4 else x
+
+
+def test_report_lists_the_module_classes_kept_in_float_and_why():
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), _ShapeGate(), nn.GELU(), nn.Conv2d(8, 8, 3, padding=1)
+    ).eval()  # fmt: skip
+    quantized, report = quantize_with_report(model, _calib(2))
+    assert report.backend == "fx" and report.mode == "ptq" and "eager" in report.executed
+    assert report.float_modules == {"_ShapeGate": ["2"], "GELU": ["3"]}
+    assert report.float_kept["_ShapeGate"].startswith("FX cannot trace it symbolically")
+    assert report.float_kept["GELU"].startswith("no int8 pattern for it in the FX backend config")
+    assert len(_quantized_convs(quantized)) == 2  # the convs on either side are still int8
+    assert "| GELU | 3 |" in report.markdown()
+
+
+def test_bad_backend_and_compile():
+    with pytest.raises(ValueError, match="quantize: backend must be one of 'fx', 'pt2e', got 'tflite'"):
+        quantize(_net(), _calib(), backend="tflite")
+    with pytest.raises(ValueError, match="compile=True applies to backend='pt2e' only .*got backend='fx'"):
+        quantize(_net(), _calib(), backend="fx", compile=True)
+    with pytest.raises(TypeError, match="quantize: compile must be a bool or None, got 'yes'"):
+        quantize(_net(), _calib(), backend="pt2e", compile="yes")
+
+
 @pytest.mark.slow
-def test_digits_accuracy_drops_at_most_one_point():
+@pytest.mark.parametrize("backend", ["fx", "pt2e"])
+def test_digits_accuracy_drops_at_most_one_point(backend):
+    if backend == "pt2e":
+        pytest.importorskip("torchao")
     torch.manual_seed(0)
     train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
     model = nn.Sequential(
@@ -109,6 +142,6 @@ def test_digits_accuracy_drops_at_most_one_point():
         with torch.no_grad():
             return (m(test.images).argmax(1) == test.labels).float().mean().item()
 
-    quantized = quantize(model, DataLoader(train, batch_size=64, shuffle=True))
+    quantized = quantize(model, DataLoader(train, batch_size=64, shuffle=True), backend=backend)
     assert accuracy(model) > 0.8  # a few epochs of a tiny net; the drop is what is tested
     assert accuracy(quantized) >= accuracy(model) - 0.01

@@ -2,12 +2,14 @@
 
 Forms: fp32 eager; ``fuse_bn`` + ``reparameterize``; ``optimize`` (per-layer choice, channels_last, frozen graph);
 int8 (``quantize``, FX x86: per-channel weights, per-tensor activations, calibrated on random inputs: the timing does
-not depend on the data); onnxruntime fp32; onnxruntime int8 (static QDQ, per-channel, when it runs). Every form of a
-model and batch is built once and shared by that model's cases.
+not depend on the data); int8 pt2e (``quantize(backend="pt2e")``: torchao's ``X86InductorQuantizer``, the same
+scheme, run through ``torch.compile``; only where torchao is installed); onnxruntime fp32; onnxruntime int8 (static
+QDQ, per-channel, when it runs). Every form of a model and batch is built once and shared by that model's cases.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import warnings
 from functools import lru_cache, partial
@@ -26,6 +28,7 @@ __all__ = ["deploy_cases"]
 FULL_MODELS = ("resnet18", "resnet50", "convnext_tiny")
 QUICK_MODELS = ("resnet18",)
 CALIBRATION_BATCHES = 4
+HAS_TORCHAO = importlib.util.find_spec("torchao") is not None
 
 
 class OnnxRuntime(nn.Module):
@@ -82,6 +85,10 @@ def _forms(name: str, batch: int, quick: bool) -> dict[str, nn.Module | Exceptio
     forms["fused + reparam"] = _attempt("fused + reparam", lambda: fuse_bn(reparameterize(model), x))
     forms["optimize"] = _attempt("optimize", lambda: optimize(forms["fused + reparam"], x, repeats=3 if quick else 10))
     forms["int8"] = _attempt("int8", lambda: quantize(model, calibration, calib_batches=CALIBRATION_BATCHES))
+    if HAS_TORCHAO:
+        forms["int8 pt2e"] = _attempt(
+            "int8 pt2e", lambda: quantize(model, calibration, backend="pt2e", calib_batches=CALIBRATION_BATCHES)
+        )
     with tempfile.TemporaryDirectory(prefix="convzoo-deploy-") as tmp:  # sessions keep the models in memory
         folder = Path(tmp)
         exported = _attempt("onnxruntime fp32", lambda: export_onnx(model, folder / "fp32.onnx", x).path)
@@ -130,6 +137,14 @@ PAIRS = (
     ("onnxruntime int8", "fp32 eager", False),
     ("optimize", "onnxruntime fp32", True),
     ("int8", "onnxruntime int8", False),
+) + (
+    (
+        ("int8 pt2e", "fp32 eager", False),
+        ("int8 pt2e", "int8", False),
+        ("int8 pt2e", "onnxruntime int8", False),
+    )
+    if HAS_TORCHAO
+    else ()
 )
 
 
@@ -137,11 +152,12 @@ PAIRS = (
     "deploy",
     kind="suite",
     papers=("quant-whitepaper",),
-    summary="deploy forms (fused, optimize, int8, onnxruntime fp32/int8) vs fp32 eager: ResNet-18/50, ConvNeXt-T",
+    summary="deploy forms (fused, optimize, int8 FX/PT2E, onnxruntime fp32/int8) vs fp32 eager: ResNet-18/50, ConvNeXt",
 )
 def deploy_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
     """Per model and batch (1 and 8, or ``batch``): each deploy form against fp32 eager, ``optimize`` against
-    onnxruntime fp32, and int8 against onnxruntime int8. ``quick``: ResNet-18 at its test config, 32×32."""
+    onnxruntime fp32, int8 (FX) against onnxruntime int8, and int8 pt2e against both int8 forms.
+    ``quick``: ResNet-18 at its test config, 32×32."""
     batches = (batch,) if batch else ((2,) if quick else (1, 8))
     return [
         Case(

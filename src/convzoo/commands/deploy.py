@@ -2,8 +2,11 @@
 written to a folder with a before/after table (test accuracy, size on disk, latency).
 
 ``fp32.pt`` is the fp32 deploy form (after ``--reparam``/``--fuse``, and ``--optimize``'s choice), ``int8.pt``
-the quantised one (from the fp32 form before ``--optimize``, which FX quantisation needs as Python modules); both
-are TorchScript files that ``torch.jit.load`` reads without convzoo."""
+the quantised one (from the fp32 form before ``--optimize``, which quantisation needs as Python modules); both
+are TorchScript files that ``torch.jit.load`` reads without convzoo. With ``--int8-backend pt2e`` (torchao's
+``X86InductorQuantizer``, run through ``torch.compile``) the int8 form is ``int8.pt2`` instead, a ``torch.export``
+program (``torch.export.load``; compile it with inductor's ``freezing`` on for int8 kernels). ``quantize.md``
+lists the module classes the int8 form keeps in float, and why."""
 
 from __future__ import annotations
 
@@ -50,6 +53,8 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     if args.calib is not None and not args.int8:
         raise UsageError("--calib only applies with --int8")
+    if args.int8_backend is not None and not args.int8:
+        raise UsageError("--int8-backend only applies with --int8")
     if args.int8 and args.calib is None:
         raise UsageError("--int8 needs --calib DATA (a dataset name whose train split calibrates the ranges)")
     out = Path(args.out)
@@ -81,9 +86,14 @@ def run_deploy(args: argparse.Namespace) -> int:
         calib_set = load_dataset(args.calib, "train", calib_root)
         shuffle = torch.Generator().manual_seed(0)  # the same calibration batches on every run
         calib = DataLoader(calib_set, batch_size=32, shuffle=True, generator=shuffle)
-        quantized = deploy.quantize(fp32, calib, mode="qat" if args.qat else "ptq")
-        label = " + ".join([*steps, "int8 " + ("qat" if args.qat else "ptq")])
-        rows.append((label, quantized, save_torchscript(quantized, out / "int8.pt", example)))
+        mode, backend = "qat" if args.qat else "ptq", args.int8_backend or "fx"
+        quantized, quant_report = deploy.quantize_with_report(fp32, calib, mode, backend=backend)
+        atomic_write_text(out / "quantize.md", quant_report.markdown())
+        label = " + ".join([*steps, f"int8 {mode}" + (" (pt2e)" if backend == "pt2e" else "")])
+        if backend == "pt2e":
+            rows.append((label, quantized, quantized.save(out / "int8.pt2")))
+        else:
+            rows.append((label, quantized, save_torchscript(quantized, out / "int8.pt", example)))
     runners = [m for _, m, _ in rows]
     if args.onnx:
         exported = deploy.export_onnx(fp32, args.onnx, example)
@@ -116,6 +126,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fuse", action="store_true", help="fold BatchNorms into the convs before them")
     p.add_argument("--reparam", action="store_true", help="merge training-form ops and blocks into single convs")
     p.add_argument("--int8", action="store_true", help="int8 post-training quantisation (x86)")
+    p.add_argument(
+        "--int8-backend",
+        choices=("fx", "pt2e"),
+        default=None,
+        help="with --int8: FX eager int8 (default, TorchScript int8.pt) or PT2E + torch.compile (torchao, int8.pt2)",
+    )
     p.add_argument("--qat", action="store_true", help="with --int8: one epoch of quantisation-aware training")
     p.add_argument("--calib", default=None, metavar="DATA", help="dataset whose train split calibrates --int8")
     p.add_argument("--onnx", default=None, metavar="OUT", help="also export the fp32 deploy form to this .onnx")

@@ -4,7 +4,7 @@ from convzoo.deploy.binarize import binarize
 from convzoo.deploy.export import OnnxExport, export_onnx, onnx_session, save_torchscript
 from convzoo.deploy.fuse_bn import find_conv_bn_pairs, fuse_bn
 from convzoo.deploy.optimize import FFTConv, OptimizePlan, fft_conv, optimize, optimize_with_report
-from convzoo.deploy.quantize import model_size_bytes, quantize
+from convzoo.deploy.quantize import PT2EInt8, QuantizeReport, model_size_bytes, quantize, quantize_with_report
 from convzoo.deploy.reparam import ReparamReport, reparameterize, reparameterize_with_report
 from convzoo.deploy.tune import TuneConvBN, saved_tensor_bytes, tune_mode
 
@@ -12,6 +12,8 @@ __all__ = [
     "FFTConv",
     "OnnxExport",
     "OptimizePlan",
+    "PT2EInt8",
+    "QuantizeReport",
     "ReparamReport",
     "TuneConvBN",
     "binarize",
@@ -24,6 +26,7 @@ __all__ = [
     "optimize",
     "optimize_with_report",
     "quantize",
+    "quantize_with_report",
     "reparameterize",
     "reparameterize_with_report",
     "saved_tensor_bytes",
