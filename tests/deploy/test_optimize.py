@@ -8,9 +8,13 @@ import sys
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from convzoo.deploy import FFTConv, fft_conv, optimize_with_report
+from convzoo.deploy.optimize import CompiledGraph
+from convzoo.models import create_model
 from convzoo.ops.base import create_op
+from convzoo.registry import MODELS
 from convzoo.testing import randomize_batchnorm_
 
 
@@ -96,3 +100,21 @@ def test_forms_that_cannot_be_built_are_reported_not_dropped(monkeypatch):
     assert set(plan.whole) == {"eager", "channels_last"}
     assert plan.rejected["frozen graph + oneDNN fusion"] == "could not be built: RuntimeError: cannot script this model"
     assert "| not used | why |" in plan.markdown()
+
+
+@pytest.mark.slow
+def test_compiled_form_is_measured_and_equivalent():
+    torch.manual_seed(0)
+    model = create_model("convnext_tiny", **MODELS.get("convnext_tiny").extra["test_cfg"]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    optimized, plan = optimize_with_report(model, x, repeats=3, compile=True)
+    form = "torch.compile (inductor, freezing)"
+    assert form in plan.whole, plan.rejected
+    compiled = CompiledGraph(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(optimized(x), model(x), rtol=1e-4, atol=1e-4)
+    # under the flop counter the eager model runs (a compiled frame would fall back to eager for good)
+    with FlopCounterMode(display=False) as counter:
+        compiled(x)
+    assert counter.get_total_flops() > 0

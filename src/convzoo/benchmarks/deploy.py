@@ -28,6 +28,7 @@ __all__ = ["deploy_cases"]
 FULL_MODELS = ("resnet18", "resnet50", "convnext_tiny")
 QUICK_MODELS = ("resnet18",)
 CALIBRATION_BATCHES = 4
+COMPILED = "optimize + compile"  # optimize(..., compile=True): torch.compile (inductor) among the whole-model forms
 HAS_TORCHAO = importlib.util.find_spec("torchao") is not None
 
 
@@ -84,6 +85,8 @@ def _forms(name: str, batch: int, quick: bool) -> dict[str, nn.Module | Exceptio
     forms: dict[str, nn.Module | Exception] = {"fp32 eager": model}
     forms["fused + reparam"] = _attempt("fused + reparam", lambda: fuse_bn(reparameterize(model), x))
     forms["optimize"] = _attempt("optimize", lambda: optimize(forms["fused + reparam"], x, repeats=3 if quick else 10))
+    if not quick:  # compiling takes minutes per model: full runs only
+        forms[COMPILED] = _attempt(COMPILED, lambda: optimize(forms["fused + reparam"], x, compile=True))
     forms["int8"] = _attempt("int8", lambda: quantize(model, calibration, calib_batches=CALIBRATION_BATCHES))
     if HAS_TORCHAO:
         forms["int8 pt2e"] = _attempt(
@@ -137,6 +140,8 @@ PAIRS = (
     ("onnxruntime int8", "fp32 eager", False),
     ("optimize", "onnxruntime fp32", True),
     ("int8", "onnxruntime int8", False),
+    (COMPILED, "fp32 eager", True),
+    (COMPILED, "onnxruntime fp32", True),
 ) + (
     (
         ("int8 pt2e", "fp32 eager", False),
@@ -155,9 +160,9 @@ PAIRS = (
     summary="deploy forms (fused, optimize, int8 FX/PT2E, onnxruntime fp32/int8) vs fp32 eager: ResNet-18/50, ConvNeXt",
 )
 def deploy_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
-    """Per model and batch (1 and 8, or ``batch``): each deploy form against fp32 eager, ``optimize`` against
-    onnxruntime fp32, int8 (FX) against onnxruntime int8, and int8 pt2e against both int8 forms.
-    ``quick``: ResNet-18 at its test config, 32×32."""
+    """Per model and batch (1 and 8, or ``batch``): each deploy form against fp32 eager, ``optimize`` (without and
+    with ``compile=True``) against onnxruntime fp32, int8 (FX) against onnxruntime int8, and int8 pt2e against
+    both int8 forms. ``quick``: ResNet-18 at its test config, 32×32, without the compiled ``optimize``."""
     batches = (batch,) if batch else ((2,) if quick else (1, 8))
     return [
         Case(
@@ -170,4 +175,5 @@ def deploy_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
         for name in (QUICK_MODELS if quick else FULL_MODELS)
         for size in batches
         for a, b, same in PAIRS
+        if not (quick and COMPILED in (a, b))
     ]

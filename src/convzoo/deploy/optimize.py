@@ -3,7 +3,8 @@
 Layer forms: the layer as trained, the dense kernel of a linear convzoo op (``dense_kernel().to_module()``) and,
 for kernels of 15 or more, an FFT convolution. Whole-model forms: eager, channels_last, a traced, frozen
 TorchScript graph (``torch.jit.freeze`` + ``optimize_for_inference``, which fuses conv + bias + ReLU) with and
-without channels_last, and the frozen graph run by the oneDNN Graph fuser (fused kernels in blocked layouts).
+without channels_last, the frozen graph run by the oneDNN Graph fuser (fused kernels in blocked layouts), and on
+request (``compile=True``) the model compiled by ``torch.compile`` (inductor, freezing).
 Every form is checked against the original output to 1e-4 relative (max |a − b| ≤ 1e-4 · max |a|) before it
 may win.
 """
@@ -23,7 +24,7 @@ from convzoo.ops.base import Op
 from convzoo.profile.timing import interleaved
 from convzoo.registry import OPS, TRANSFORMS
 
-__all__ = ["FFTConv", "FrozenGraph", "OptimizePlan", "fft_conv", "optimize", "optimize_with_report"]
+__all__ = ["CompiledGraph", "FFTConv", "FrozenGraph", "OptimizePlan", "fft_conv", "optimize", "optimize_with_report"]
 
 FFT_MIN_KERNEL = 15
 RTOL = 1e-4
@@ -181,9 +182,37 @@ class FrozenGraph(nn.Module):
             torch.jit.enable_onednn_fusion(before)
 
 
+class CompiledGraph(nn.Module):
+    """A model run by ``torch.compile`` (inductor, ``freezing`` on: weights become constants, convs prepacked oneDNN
+    kernels with fused post-ops, the ops between them generated C++), compiled for the example's shape.
+
+    Inductor's ``freezing`` switch is process-wide, so it is set for each call and restored. Under a
+    ``TorchDispatchMode`` (the flop counter of :mod:`convzoo.profile`) the eager model runs instead: dynamo cannot
+    compile under such a mode and would otherwise fall back to eager for good. Needs a C++ compiler; the first call
+    compiles (minutes for a large model on a few cores; inductor caches the result on disk).
+    """
+
+    def __init__(self, model: nn.Module, example: Tensor) -> None:
+        super().__init__()
+        self.model = model.eval()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.__dict__["compiled"] = torch.compile(self.model, dynamic=False)
+            self(example)  # compile now, not on the user's first call
+
+    def forward(self, x: Tensor) -> Tensor:
+        import torch._inductor.config as inductor_config
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        if _get_current_dispatch_mode() is not None:  # see the class docstring
+            return self.model(x)
+        with torch.no_grad(), inductor_config.patch(freezing=True):
+            return self.compiled(x)
+
+
 @torch.no_grad()
 def optimize_with_report(
-    model: nn.Module, example_input: Tensor, *, repeats: int = 10, whole_forms: bool = True
+    model: nn.Module, example_input: Tensor, *, repeats: int = 10, whole_forms: bool = True, compile: bool = False
 ) -> tuple[nn.Module, OptimizePlan]:
     """:func:`optimize`, also returning the :class:`OptimizePlan` (what was measured and chosen)."""
     original = copy.deepcopy(model).eval()
@@ -226,6 +255,13 @@ def optimize_with_report(
                 wholes[form] = FrozenGraph(base, example_input, onednn_fusion=fusion)
             except Exception as error:  # noqa: BLE001  (a model TorchScript cannot trace keeps its eager forms)
                 plan.rejected[form] = f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+        if compile:
+            try:
+                wholes["torch.compile (inductor, freezing)"] = CompiledGraph(copy.deepcopy(model), example_input)
+            except Exception as error:  # noqa: BLE001  (no C++ compiler, an op inductor cannot lower)
+                plan.rejected["torch.compile (inductor, freezing)"] = (
+                    f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+                )
     for form in [f for f, m in wholes.items() if not _close(reference, m(example_input))]:
         plan.rejected[form] = "differs from the model by more than 1e-4 relative"
         del wholes[form]
@@ -242,11 +278,13 @@ def optimize_with_report(
     kind="transform",
     summary="per layer and end to end, measure the equivalent forms on this machine and keep the fastest",
 )
-def optimize(model: nn.Module, example_input: Tensor, *, repeats: int = 10) -> nn.Module:
+def optimize(model: nn.Module, example_input: Tensor, *, repeats: int = 10, compile: bool = False) -> nn.Module:
     """The fastest equivalent of ``model`` for inputs shaped like ``example_input`` on this machine.
 
     Each layer with several forms (as trained, dense kernel of a linear op, FFT for kernels ≥ 15) is timed on the
-    input it sees; then the whole model is timed eager, channels_last, and as a frozen TorchScript graph. Forms
+    input it sees; then the whole model is timed eager, channels_last, and as a frozen TorchScript graph, and with
+    ``compile=True`` also as a :class:`CompiledGraph` (``torch.compile``, inductor with freezing: often the
+    fastest, at the price of a compile per input shape and of a form that saves only as its eager model). Forms
     that differ from the original by more than 1e-4 relative are discarded. See :func:`optimize_with_report`.
     """
-    return optimize_with_report(model, example_input, repeats=repeats)[0]
+    return optimize_with_report(model, example_input, repeats=repeats, compile=compile)[0]
