@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from convzoo.deploy import FFTConv, fft_conv, optimize_with_report
-from convzoo.deploy.optimize import CompiledGraph
+from convzoo.deploy.optimize import CompiledGraph, LinearAsConv
 from convzoo.models import create_model
 from convzoo.ops.base import create_op
 from convzoo.registry import MODELS
@@ -118,3 +118,24 @@ def test_compiled_form_is_measured_and_equivalent():
     with FlopCounterMode(display=False) as counter:
         compiled(x)
     assert counter.get_total_flops() > 0
+
+
+@pytest.mark.parametrize("shape", [(5, 12), (2, 3, 12), (2, 4, 5, 12)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_as_conv_equals_the_linear(shape, bias):
+    torch.manual_seed(0)
+    linear = nn.Linear(12, 7, bias=bias)
+    x = torch.randn(*shape)
+    torch.testing.assert_close(LinearAsConv(linear)(x), linear(x), rtol=1e-5, atol=1e-5)
+    strided = torch.randn(*shape[:-1], 24)[..., ::2]  # a non-contiguous input
+    torch.testing.assert_close(LinearAsConv(linear)(strided), linear(strided), rtol=1e-5, atol=1e-5)
+
+
+def test_optimize_times_the_conv_form_of_each_linear():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 36, 10)).eval()
+    x = torch.randn(4, 3, 6, 6)
+    optimized, plan = optimize_with_report(model, x, repeats=3, whole_forms=False)
+    assert set(plan.layers["2"]) == {"as trained", "1×1 conv (oneDNN)"}
+    with torch.no_grad():
+        torch.testing.assert_close(optimized(x), model(x), rtol=1e-4, atol=1e-5)
