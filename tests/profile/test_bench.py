@@ -123,6 +123,8 @@ def test_a_case_that_cannot_be_built_is_skipped_with_its_reason(monkeypatch):
         (["bench", "opz", "--quick"], "unknown suite 'opz'; did you mean 'ops'"),
         (["bench"], "name a suite ("),
         (["bench", "shift", "--repeats", "5"], "expected at least 20 repeats, got '5'"),
+        (["bench", "shift", "--quick", "--only", "nope"], "bench shift: no case name contains 'nope' (cases: "),
+        (["bench", "all", "--quick", "--only", "nope"], "no case of any suite has a name containing 'nope'"),
     ],
 )
 def test_bench_usage_errors_exit_2_with_one_line(argv, message, capsys):
@@ -137,3 +139,11 @@ def test_suites_are_listed(capsys):
     assert main(["suites"]) == 0 and main(["bench", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(out.count(f"\n{name} ") == 2 for name in SUITES.names())
+
+
+def test_only_keeps_the_cases_whose_name_contains_the_text(tmp_path, capsys):
+    every = [case.name for case in SUITES.get("binary").obj(quick=True)]
+    assert main(["bench", "binary", "--quick", "--threads", "1", "--only", "int8", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "bench-binary-quick.json").read_text())
+    kept = [case["name"] for case in data["cases"]]
+    assert kept == [name for name in every if "int8" in name] and 0 < len(kept) < len(every)

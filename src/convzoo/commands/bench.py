@@ -56,6 +56,18 @@ def run_bench(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a directory, got the file {args.out!r}")
 
+    if args.only is not None:  # checked before anything is measured
+        asked = names
+        cases = {
+            name: [case.name for case in SUITES.get(name).obj(quick=args.quick, batch=args.batch)] for name in names
+        }
+        names = [name for name in names if any(args.only in case for case in cases[name])]
+        if not names and args.suite != "all":
+            known = ", ".join(dict.fromkeys(cases[asked[0]]))
+            raise UsageError(f"bench {args.suite}: no case name contains {args.only!r} (cases: {known})")
+        if not names:
+            raise UsageError(f"no case of any suite has a name containing {args.only!r}")
+
     def progress(case: str) -> None:
         if sys.stderr.isatty():
             print(f"  {case} ...", file=sys.stderr)
@@ -72,6 +84,7 @@ def run_bench(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             batch=args.batch,
             progress=progress,
+            only=args.only,
         )
         print(result.markdown())
         path = result.write_json(out / f"bench-{name}{'-quick' if args.quick else ''}.json")
@@ -88,6 +101,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=_repeats, default=25, help="timed rounds per case (≥ 20; default 25)")
     bench.add_argument("--warmup", type=_non_negative, default=5, help="untimed rounds first (default 5)")
     bench.add_argument("--batch", type=positive_int, default=None, help="override the suite's batch size")
+    bench.add_argument("--only", default=None, metavar="TEXT", help="run only the cases whose name contains TEXT")
     bench.add_argument("--out", default=".", help="directory for bench-SUITE.json (default: the current one)")
     bench.set_defaults(run=run_bench)
 

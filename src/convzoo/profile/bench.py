@@ -187,8 +187,10 @@ def run_suite(
     batch: int | None = None,
     peaks: MachinePeaks | None = None,
     progress: Callable[[str], None] | None = None,
+    only: str | None = None,
 ) -> SuiteResult:
-    """Run the registered suite ``name``; ``quick`` runs its tiny sizes, ``batch`` overrides its batch size.
+    """Run the registered suite ``name``; ``quick`` runs its tiny sizes, ``batch`` overrides its batch size,
+    ``only`` keeps the cases whose name contains that text (a text no case name contains raises ``ValueError``).
 
     ``progress`` is called with each case's name before it runs. Peaks default to this machine's cached ones at
     the thread count in force (quick peaks with ``quick``).
@@ -203,11 +205,18 @@ def run_suite(
         raise ValueError(f"bench: warmup must be an int ≥ 0, got {warmup!r}")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise ValueError(f"bench: batch must be a positive int, got {batch!r}")
+    cases = suite.obj(quick=quick, batch=batch)
+    if only is not None:
+        kept = [case for case in cases if only in case.name]
+        if not kept:
+            names = ", ".join(dict.fromkeys(case.name for case in cases))
+            raise ValueError(f"bench {suite.name}: no case name contains {only!r} (cases: {names})")
+        cases = kept
     results, skipped = [], []
     load = load_average()
     with use_threads(threads) as used:
         peaks = peaks if peaks is not None else machine_peaks(used, quick=quick)
-        for case in suite.obj(quick=quick, batch=batch):
+        for case in cases:
             if progress is not None:
                 progress(case.name)
             try:
