@@ -4,7 +4,8 @@ from convzoo.deploy.binarize import binarize
 from convzoo.deploy.export import OnnxExport, export_onnx, onnx_session, save_torchscript
 from convzoo.deploy.fuse_bn import find_conv_bn_pairs, fuse_bn
 from convzoo.deploy.optimize import FFTConv, OptimizePlan, fft_conv, optimize, optimize_with_report
-from convzoo.deploy.quantize import PT2EInt8, QuantizeReport, model_size_bytes, quantize, quantize_with_report
+from convzoo.deploy.quantize import QuantizeReport, model_size_bytes, quantize, quantize_with_report
+from convzoo.deploy.quantize_pt2e import PT2EInt8
 from convzoo.deploy.reparam import ReparamReport, reparameterize, reparameterize_with_report
 from convzoo.deploy.tune import TuneConvBN, saved_tensor_bytes, tune_mode
 
