@@ -97,6 +97,15 @@ def test_int8_peer_is_a_faithful_int8_conv():
     assert "quantized" in type(Int8Conv(dense, x).conv).__module__
 
 
+def test_packed_form_refuses_to_be_trained_through():
+    packed = PackedBinaryConv(4, 2, (3, 3), (1, 1))
+    x = torch.randn(1, 4, 5, 5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="an inference form, through which no gradient flows"):
+        packed(x)
+    with torch.no_grad():
+        assert packed(x).shape == (1, 2, 5, 5)
+
+
 def test_packed_errors():
     with pytest.raises(ValueError, match="binary: mode must be one of bwn, xnor, got 'and'"):
         PackedBinaryConv(2, 2, (3, 3), (1, 1), mode="and")

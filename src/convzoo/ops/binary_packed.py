@@ -154,6 +154,11 @@ class PackedBinaryConv(nn.Module):
                 f"binary packed: expected input (N, {self.in_channels}, {len(self.kernel_size)} spatial dims), "
                 f"got {tuple(x.shape)}"
             )
+        if x.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError(
+                "binary packed: an inference form, through which no gradient flows; got an input that requires grad "
+                "(train the 'binary' op, then binarize; or call under torch.no_grad())"
+            )
         if self.mode == "xnor" and x.dtype == torch.float32 and x.device.type == "cpu" and self.path != "packed-torch":
             words, mean_abs = binary_native.pack(x)  # (N, *S, W), (N, 1, *S)
             scale = binary_native.window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
