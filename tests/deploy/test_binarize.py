@@ -89,3 +89,49 @@ def test_channels_last_deploy_form_computes_the_same_function():
     x = torch.randn(2, 3, 10, 10)
     with torch.no_grad():
         torch.testing.assert_close(channels_last(x), nchw(x), rtol=1e-5, atol=1e-5)
+
+
+def _exact_bn(channels: int, seed: int) -> nn.BatchNorm2d:
+    """An eval BN whose folded affine is exact in float32 (powers of two, eighths): no rounding can differ."""
+    generator = torch.Generator().manual_seed(seed)
+    bn = nn.BatchNorm2d(channels, eps=0.0).eval()
+    with torch.no_grad():
+        bn.running_var.fill_(4.0)  # 1 / sqrt(4) = 0.5 exactly
+        bn.running_mean.copy_(torch.randint(-8, 9, (channels,), generator=generator) / 8)
+        bn.weight.copy_(
+            torch.tensor([-2.0, -1.0, 0.5, 1.0, 2.0])[torch.randint(0, 5, (channels,), generator=generator)]
+        )
+        bn.bias.copy_(torch.randint(-8, 9, (channels,), generator=generator) / 8)
+    return bn
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_folded_input_bn_computes_the_same_function(channels_last):
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        _exact_bn(70, 0),
+        create_op("binary", 70, 40, 3, bias=False),
+        _exact_bn(40, 1),
+        create_op("binary", 40, 16, 3, 2, bias=False),
+    ).eval()
+    x = torch.randint(-64, 65, (2, 70, 9, 8)) / 16  # sixteenths: every BN output is exact, exact zeros included
+    folded = binarize(model, fold_bn=True, channels_last=channels_last)
+    assert [type(m).__name__ for m in folded] == ["Identity", "PackedBinaryConv", "Identity", "PackedBinaryConv"]
+    assert "input_bn=True" in repr(folded[1])
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)
+        for packed in (folded[1], folded[3]):
+            packed.use_native = False  # the pure-PyTorch path folds the BN the same way
+        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_input_bn_refuses_what_it_cannot_fold():
+    packed = PackedBinaryConv(4, 2, (3, 3), (1, 1), mode="bwn")
+    with pytest.raises(ValueError, match="only mode='xnor' folds an input BatchNorm, this conv is 'bwn'"):
+        packed.fold_input_bn(nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="running stats over 4 channels"):
+        PackedBinaryConv(4, 2, (3, 3), (1, 1)).fold_input_bn(nn.BatchNorm2d(5))
+    # a BN that feeds a BWN conv stays a BN
+    model = nn.Sequential(nn.BatchNorm2d(4), create_op("binary", 4, 2, 3, mode="bwn")).eval()
+    assert isinstance(binarize(model, fold_bn=True)[0], nn.BatchNorm2d)

@@ -11,8 +11,9 @@ Per ResNet-18 stage shape (64@56², 128@28², 256@14², 512@7²) and batch (1 an
 - packed XNOR conv on the native kernel vs the pure-PyTorch packed path (what runs without a compiler);
 
 and end to end, ``binarize``d XNOR ResNet-18 vs fp32 ResNet-18 at 224², batch 1 and 8, both in PyTorch's default
-layout and both channels-last (``binarize(..., channels_last=True)``; PyTorch's CPU max pooling is many times
-faster there, which flatters neither side). "Packed XNOR" runs
+layout and both channels-last (``binarize(..., channels_last=True, fold_bn=True)``: the XNOR model's deploy form
+also folds the BN before each binary conv into its packing; PyTorch's CPU max pooling is many times faster in
+channels-last, which flatters neither side). "Packed XNOR" runs
 the native kernel (``convzoo.ops.binary_native``) when it is built, the pure-PyTorch path otherwise; the
 side's label says which.
 """
@@ -102,7 +103,7 @@ def _end_to_end(batch: int, quick: bool, channels_last: bool) -> tuple[nn.Module
     def build(name: str) -> nn.Module:
         return create_model(name, **(MODELS.get(name).extra["test_cfg"] if quick else {})).eval()
 
-    xnor = binarize(build("xnor_resnet18"), channels_last=channels_last)
+    xnor = binarize(build("xnor_resnet18"), channels_last=channels_last, fold_bn=channels_last)
     dense = build("resnet18")
     if channels_last:
         dense = dense.to(memory_format=torch.channels_last)
@@ -149,7 +150,7 @@ def binary_cases(quick: bool = False, batch: int | None = None) -> list[Case]:
             cases.append(
                 Case(
                     f"{n}x3x{side}² resnet18{layout}",
-                    _label("XNOR ResNet-18") + layout,
+                    _label("XNOR ResNet-18") + (" channels-last, BN folded" if channels_last else ""),
                     "fp32 ResNet-18" + layout,
                     partial(_end_to_end, n, quick, channels_last),
                 )

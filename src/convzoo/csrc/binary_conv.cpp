@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -371,9 +372,11 @@ torch::Tensor conv(const torch::Tensor& x_words, const torch::Tensor& w_words, i
   return out;
 }
 
-// Signs of x (M, C) float32, packed per row: words (M, ceil(C / 64)) and mean |x| per row (M).
-void pack_rows_generic(const float* x, int64_t channels, int64_t words, uint64_t* out, float* mean_abs, int64_t begin,
-                       int64_t end) {
+// Signs of y = x * scale + shift (per channel; a folded BatchNorm, or 1 and 0) for x (M, C) float32, packed per
+// row: words (M, ceil(C / 64)) and mean |y| per row (M). The product and the sum are rounded separately (no FMA),
+// as PyTorch's x * scale + shift is.
+void pack_rows_generic(const float* x, const float* scale, const float* shift, int64_t channels, int64_t words,
+                       uint64_t* out, float* mean_abs, int64_t begin, int64_t end) {
   for (int64_t m = begin; m < end; ++m) {
     const float* row = x + m * channels;
     float total = 0.0f;
@@ -381,8 +384,10 @@ void pack_rows_generic(const float* x, int64_t channels, int64_t words, uint64_t
       uint64_t bits = 0;
       const int64_t first = word * kWordBits, last = std::min(channels, first + kWordBits);
       for (int64_t c = first; c < last; ++c) {
-        bits |= static_cast<uint64_t>(row[c] >= 0.0f) << (c - first);
-        total += std::fabs(row[c]);
+        const float product = row[c] * scale[c];
+        const float v = product + shift[c];
+        bits |= static_cast<uint64_t>(v >= 0.0f) << (c - first);
+        total += std::fabs(v);
       }
       out[m * words + word] = bits;
     }
@@ -391,7 +396,8 @@ void pack_rows_generic(const float* x, int64_t channels, int64_t words, uint64_t
 }
 
 #ifdef CONVZOO_X86
-__attribute__((target("avx512f"))) void pack_rows_avx512(const float* x, int64_t channels, int64_t words, uint64_t* out,
+__attribute__((target("avx512f"))) void pack_rows_avx512(const float* x, const float* scale, const float* shift,
+                                                         int64_t channels, int64_t words, uint64_t* out,
                                                          float* mean_abs, int64_t begin, int64_t end) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
@@ -405,7 +411,9 @@ __attribute__((target("avx512f"))) void pack_rows_avx512(const float* x, int64_t
         if (first >= channels) break;
         const int64_t count = std::min<int64_t>(16, channels - first);
         const __mmask16 lanes = static_cast<__mmask16>(count == 16 ? 0xffff : (1u << count) - 1u);
-        const __m512 v = _mm512_maskz_loadu_ps(lanes, row + first);
+        const __m512 product = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, row + first),
+                                             _mm512_maskz_loadu_ps(lanes, scale + first));
+        const __m512 v = _mm512_add_ps(product, _mm512_maskz_loadu_ps(lanes, shift + first));
         const __mmask16 positive = _mm512_mask_cmp_ps_mask(lanes, v, zero, _CMP_GE_OQ);
         bits |= static_cast<uint64_t>(positive) << (part * 16);
         total = _mm512_add_ps(total, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask)));
@@ -417,10 +425,10 @@ __attribute__((target("avx512f"))) void pack_rows_avx512(const float* x, int64_t
 }
 #endif
 
-// Signs of x (N, C, P) float32 (channel planes), packed per position: words (N, P, W) and mean |x| (N, P).
-// Works on blocks of positions [p0, p1) of sample n, reading each channel plane contiguously.
-void pack_planes_generic(const float* x, int64_t channels, int64_t positions, int64_t words, uint64_t* out,
-                         float* mean_abs, int64_t n, int64_t p0, int64_t p1) {
+// As pack_rows, for x (N, C, P) float32 (channel planes), packed per position: words (N, P, W) and mean |y|
+// (N, P). Works on blocks of positions [p0, p1) of sample n, reading each channel plane contiguously.
+void pack_planes_generic(const float* x, const float* scale, const float* shift, int64_t channels, int64_t positions,
+                         int64_t words, uint64_t* out, float* mean_abs, int64_t n, int64_t p0, int64_t p1) {
   constexpr int64_t kBlock = 64;
   for (int64_t start = p0; start < p1; start += kBlock) {
     const int64_t len = std::min(kBlock, p1 - start);
@@ -434,8 +442,10 @@ void pack_planes_generic(const float* x, int64_t channels, int64_t positions, in
         const float* plane = x + (n * channels + c) * positions + start;
         const uint64_t bit = uint64_t{1} << (c - first);
         for (int64_t i = 0; i < len; ++i) {
-          bits[i] |= plane[i] >= 0.0f ? bit : 0;
-          total[i] += std::fabs(plane[i]);
+          const float product = plane[i] * scale[c];
+          const float v = product + shift[c];
+          bits[i] |= v >= 0.0f ? bit : 0;
+          total[i] += std::fabs(v);
         }
       }
       for (int64_t i = 0; i < len; ++i) out[(n * positions + start + i) * words + word] = bits[i];
@@ -445,9 +455,10 @@ void pack_planes_generic(const float* x, int64_t channels, int64_t positions, in
 }
 
 #ifdef CONVZOO_X86
-__attribute__((target("avx512f"))) void pack_planes_avx512(const float* x, int64_t channels, int64_t positions,
-                                                           int64_t words, uint64_t* out, float* mean_abs, int64_t n,
-                                                           int64_t p0, int64_t p1) {
+__attribute__((target("avx512f"))) void pack_planes_avx512(const float* x, const float* scale, const float* shift,
+                                                           int64_t channels, int64_t positions, int64_t words,
+                                                           uint64_t* out, float* mean_abs, int64_t n, int64_t p0,
+                                                           int64_t p1) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   for (int64_t start = p0; start < p1; start += 16) {
@@ -458,7 +469,9 @@ __attribute__((target("avx512f"))) void pack_planes_avx512(const float* x, int64
       __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();  // positions 0-7 and 8-15
       const int64_t first = word * kWordBits, last = std::min(channels, first + kWordBits);
       for (int64_t c = first; c < last; ++c) {
-        const __m512 v = _mm512_maskz_loadu_ps(lanes, x + (n * channels + c) * positions + start);
+        const __m512 product =
+            _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + (n * channels + c) * positions + start), _mm512_set1_ps(scale[c]));
+        const __m512 v = _mm512_add_ps(product, _mm512_set1_ps(shift[c]));  // lanes past the end are never stored
         const __mmask16 positive = _mm512_mask_cmp_ps_mask(lanes, v, zero, _CMP_GE_OQ);
         const __m512i bit = _mm512_set1_epi64(static_cast<long long>(uint64_t{1} << (c - first)));
         low = _mm512_mask_or_epi64(low, static_cast<__mmask8>(positive), low, bit);
@@ -482,13 +495,26 @@ __attribute__((target("avx512f"))) void pack_planes_avx512(const float* x, int64
 }
 #endif
 
-std::vector<torch::Tensor> pack_planes(const torch::Tensor& x) {
+// The per-channel affine applied before binarising: the given (C) tensors, or 1 and 0.
+std::pair<torch::Tensor, torch::Tensor> affine(int64_t channels, const c10::optional<torch::Tensor>& scale,
+                                               const c10::optional<torch::Tensor>& shift) {
+  check(scale.has_value() == shift.has_value(), "scale and shift come together");
+  if (!scale.has_value()) return {torch::ones({channels}, torch::kFloat32), torch::zeros({channels}, torch::kFloat32)};
+  check(scale->numel() == channels && shift->numel() == channels, "scale and shift need one entry per channel");
+  return {scale->to(torch::kFloat32).contiguous(), shift->to(torch::kFloat32).contiguous()};
+}
+
+std::vector<torch::Tensor> pack_planes(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
+                                       const c10::optional<torch::Tensor>& shift) {
   check(x.dim() == 3 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
         "pack_planes expects a float32 CPU tensor (N, channels, positions)");
   auto planes = x.contiguous();
   const int64_t n = planes.size(0), channels = planes.size(1), positions = planes.size(2);
   const int64_t words = (channels + kWordBits - 1) / kWordBits;
   check(channels > 0, "pack_planes needs at least one channel");
+  const auto [scale_t, shift_t] = affine(channels, scale, shift);
+  const float* scale_p = scale_t.data_ptr<float>();
+  const float* shift_p = shift_t.data_ptr<float>();
   auto out = torch::empty({n, positions, words}, torch::kInt64);
   auto mean_abs = torch::empty({n, positions}, torch::kFloat32);
   const float* src = planes.data_ptr<float>();
@@ -503,7 +529,7 @@ std::vector<torch::Tensor> pack_planes(const torch::Tensor& x) {
   at::parallel_for(0, n * chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t sample = t / chunks, p0 = (t % chunks) * kChunk;
-      fn(src, channels, positions, words, dst, mean, sample, p0, std::min(positions, p0 + kChunk));
+      fn(src, scale_p, shift_p, channels, positions, words, dst, mean, sample, p0, std::min(positions, p0 + kChunk));
     }
   });
   return {out, mean_abs};
@@ -545,12 +571,16 @@ torch::Tensor window_mean(const torch::Tensor& a, std::vector<int64_t> kernel, s
   return out;
 }
 
-std::vector<torch::Tensor> pack(const torch::Tensor& x) {
+std::vector<torch::Tensor> pack(const torch::Tensor& x, const c10::optional<torch::Tensor>& scale,
+                                const c10::optional<torch::Tensor>& shift) {
   check(x.dim() == 2 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(),
         "pack expects a float32 CPU tensor (positions, channels)");
   auto rows = x.contiguous();
   const int64_t m = rows.size(0), channels = rows.size(1), words = (channels + kWordBits - 1) / kWordBits;
   check(channels > 0, "pack needs at least one channel");
+  const auto [scale_t, shift_t] = affine(channels, scale, shift);
+  const float* scale_p = scale_t.data_ptr<float>();
+  const float* shift_p = shift_t.data_ptr<float>();
   auto out = torch::empty({m, words}, torch::kInt64);
   auto mean_abs = torch::empty({m}, torch::kFloat32);
   const float* src = rows.data_ptr<float>();
@@ -560,7 +590,9 @@ std::vector<torch::Tensor> pack(const torch::Tensor& x) {
 #ifdef CONVZOO_X86
   if (dispatch().avx512) fn = pack_rows_avx512;
 #endif
-  at::parallel_for(0, m, 256, [&](int64_t begin, int64_t end) { fn(src, channels, words, dst, mean, begin, end); });
+  at::parallel_for(0, m, 256, [&](int64_t begin, int64_t end) {
+    fn(src, scale_p, shift_p, channels, words, dst, mean, begin, end);
+  });
   return {out, mean_abs};
 }
 
@@ -592,8 +624,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::arg("x_words"), pybind11::arg("w_words"), pybind11::arg("in_channels"), pybind11::arg("stride"),
         pybind11::arg("alpha") = pybind11::none(), pybind11::arg("scale") = pybind11::none(),
         pybind11::arg("bias") = pybind11::none());
-  m.def("pack", &pack, "signs of (positions, channels) float32 rows packed to int64 words, and mean |x| per row");
-  m.def("pack_planes", &pack_planes, "signs of (N, channels, positions) float32 planes packed to (N, positions, words)");
+  m.def("pack", &pack, "signs of (positions, channels) float32 rows (after x * scale + shift) packed to int64 words, "
+        "and mean |x * scale + shift| per row", pybind11::arg("x"), pybind11::arg("scale") = pybind11::none(),
+        pybind11::arg("shift") = pybind11::none());
+  m.def("pack_planes", &pack_planes, "as pack, for (N, channels, positions) float32 planes: words (N, positions, words)",
+        pybind11::arg("x"), pybind11::arg("scale") = pybind11::none(), pybind11::arg("shift") = pybind11::none());
   m.def("window_mean", &window_mean, "the K map: windowed mean of (N, D, H, W) with zero same padding");
   m.def("isa", &isa, "the instruction set the kernels run with");
   m.def("isas", &isas, "the instruction sets this CPU supports, fastest first");

@@ -20,6 +20,24 @@ from convzoo.registry import TRANSFORMS
 __all__ = ["binarize"]
 
 
+def _fold_input_bns(module: nn.Module) -> int:
+    """In every ``nn.Sequential``, an eval BatchNorm directly followed by a packed XNOR conv is folded into the conv
+    (its output feeds only that conv) and replaced by ``nn.Identity``; returns how many were folded."""
+    count = 0
+    for child in module.children():
+        count += _fold_input_bns(child)
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        for before, after in zip(names, names[1:], strict=False):
+            bn, conv = module._modules[before], module._modules[after]
+            foldable = isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.running_mean is not None
+            if foldable and isinstance(conv, PackedBinaryConv) and conv.mode == "xnor":
+                conv.fold_input_bn(bn)
+                module._modules[before] = nn.Identity()
+                count += 1
+    return count
+
+
 def _replace(module: nn.Module) -> int:
     count = 0
     for name, child in module.named_children():
@@ -37,8 +55,16 @@ def _replace(module: nn.Module) -> int:
     papers=("xnor-net",),
     summary="pack every binary op's weights to one bit each for packed XNOR/BWN inference (S8)",
 )
-def binarize(model: nn.Module, *, inplace: bool = False, channels_last: bool = False) -> nn.Module:
+def binarize(
+    model: nn.Module, *, inplace: bool = False, channels_last: bool = False, fold_bn: bool = False
+) -> nn.Module:
     """``model`` (a copy unless ``inplace``) in eval mode with every ``binary`` op in its packed inference form.
+
+    ``fold_bn=True`` also folds each BatchNorm that directly precedes an XNOR conv in an ``nn.Sequential`` (S8's
+    BN → BinActiv → BinConv) into the conv's packing pass (:meth:`PackedBinaryConv.fold_input_bn`), removing the
+    BN's pass over the activations. The folded affine ``x · s + t`` rounds differently from BatchNorm's own
+    arithmetic in the last bit, so an input that BN maps to within a rounding error of 0 may binarise to the other
+    sign: the same function up to such ties, not bit for bit.
 
     ``channels_last=True`` also stores the model's 4-d weights channels-last, so its float convs, BN and pooling
     run in that layout (PyTorch's CPU max pooling, for one, is many times faster there) and the packed convs
@@ -52,6 +78,8 @@ def binarize(model: nn.Module, *, inplace: bool = False, channels_last: bool = F
         return PackedBinaryConv.from_binary(model).eval()
     if _replace(model) == 0:
         raise ValueError(f"binarize: {type(model).__name__} holds no 'binary' op to pack")
+    if fold_bn:
+        _fold_input_bns(model.eval())
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval()

@@ -59,16 +59,18 @@ def set_isa(name: str) -> None:
     _require().set_isa(name)
 
 
-def pack(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Signs of ``x (N, C, *S)`` float32 packed along C, and ``mean_c |x|``: ``(N, *S, W)`` int64, ``(N, 1, *S)``.
+def pack(x: Tensor, scale: Tensor | None = None, shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Signs of ``y = x · scale + shift`` (per channel, optional: a folded BatchNorm) for ``x (N, C, *S)`` float32,
+    packed along C, and ``mean_c |y|``: ``(N, *S, W)`` int64 and ``(N, 1, *S)``.
 
     Reads contiguous (channels-first) and channels-last memory in place; other layouts are copied first.
     """
     batch, channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
     if x.is_contiguous():
-        words, mean_abs = _require().pack_planes(x.view(batch, channels, -1))
+        words, mean_abs = _require().pack_planes(x.view(batch, channels, -1), scale, shift)
     else:
-        words, mean_abs = _require().pack(x.movedim(1, -1).reshape(-1, channels))  # no copy for channels-last
+        rows = x.movedim(1, -1).reshape(-1, channels)  # no copy for channels-last
+        words, mean_abs = _require().pack(rows, scale, shift)
     return words.view(batch, *spatial, -1), mean_abs.view(batch, 1, *spatial)
 
 

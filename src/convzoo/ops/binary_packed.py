@@ -121,6 +121,9 @@ class PackedBinaryConv(nn.Module):
         self.register_buffer("weight_words", torch.zeros(out_channels, *self.kernel_size, words, dtype=torch.int64))
         self.register_buffer("alpha", torch.ones(out_channels))
         self.register_buffer("bias", torch.zeros(out_channels) if bias else None)
+        # a BatchNorm folded into the input (fold_input_bn): y = x · input_scale + input_shift per input channel
+        self.register_buffer("input_scale", None)
+        self.register_buffer("input_shift", None)
 
     @classmethod
     def from_binary(cls, op: BinaryConv) -> PackedBinaryConv:
@@ -133,6 +136,25 @@ class PackedBinaryConv(nn.Module):
             if op.bias is not None:
                 packed.bias.copy_(op.bias.detach())
         return packed
+
+    def fold_input_bn(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
+        """Take over an eval-mode BatchNorm that feeds this conv and nothing else (S8's BN → BinActiv → BinConv):
+        the input is binarised (and K computed) from ``x · s + t``, ``s = γ / sqrt(σ² + ε)``, ``t = β − μ s``, in
+        the packing pass, so the BN's own pass over the activations disappears. Only for ``xnor`` mode."""
+        if self.mode != "xnor":
+            raise ValueError(f"binary packed: only mode='xnor' folds an input BatchNorm, this conv is {self.mode!r}")
+        if bn.num_features != self.in_channels or bn.running_mean is None:
+            raise ValueError(
+                f"binary packed: expected a BatchNorm with running stats over {self.in_channels} channels, got {bn}"
+            )
+        with torch.no_grad():
+            scale = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale
+            if bn.bias is not None:
+                shift = shift + bn.bias
+        self.input_scale, self.input_shift = scale.detach().float().clone(), shift.detach().float().clone()
 
     def binary_weight(self, dtype: torch.dtype = torch.float32) -> Tensor:
         """``α · sign(W)`` as a float tensor ``(C_out, C_in, *k)``."""
@@ -160,12 +182,14 @@ class PackedBinaryConv(nn.Module):
                 "(train the 'binary' op, then binarize; or call under torch.no_grad())"
             )
         if self.mode == "xnor" and x.dtype == torch.float32 and x.device.type == "cpu" and self.path != "packed-torch":
-            words, mean_abs = binary_native.pack(x)  # (N, *S, W), (N, 1, *S)
+            words, mean_abs = binary_native.pack(x, self.input_scale, self.input_shift)  # (N, *S, W), (N, 1, *S)
             scale = binary_native.window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
             return binary_native.conv(
                 words, self.weight_words, self.in_channels, self.stride, alpha=self.alpha, scale=scale, bias=self.bias
             )
         shape = (1, -1, *([1] * len(self.kernel_size)))  # (1, C_out, *1)
+        if self.input_scale is not None:  # the folded BN, rounded as the native packing rounds it
+            x = x * self.input_scale.to(x.dtype).view(shape) + self.input_shift.to(x.dtype).view(shape)
         alpha = self.alpha.to(x.dtype).view(shape)
         if self.mode == "bwn":
             signs = unpack_bits(self.weight_words, self.in_channels, x.dtype)  # (C_out, C_in, *k)
@@ -186,5 +210,5 @@ class PackedBinaryConv(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"mode={self.mode}, bias={self.bias is not None}, path={self.path}"
+            f"mode={self.mode}, bias={self.bias is not None}, input_bn={self.input_scale is not None}, path={self.path}"
         )
