@@ -136,3 +136,29 @@ def test_errors_name_what_was_given():
         binary_native.conv(words, pack_bits(torch.randn(2, 70, 2, 2)), 70, (1, 1))
     with pytest.raises(ValueError, match=r"1-3 spatial dims, got \(1, 4, 4, 2\), \(2, 3, 3, 2\) and \(1,\)"):
         binary_native.conv(words, pack_bits(torch.randn(2, 70, 3, 3)), 70, (1,))
+
+
+@needs_native
+def test_prepared_weights_give_the_same_integers_and_must_match():
+    torch.manual_seed(2)
+    x_words, w_words = pack_bits(torch.randn(2, 70, 6, 5)), pack_bits(torch.randn(40, 70, 3, 3))
+    prepared = binary_native.prepare(w_words)
+    assert torch.equal(
+        binary_native.conv(x_words, w_words, 70, (1, 1), prepared=prepared),
+        packed_conv(x_words, w_words, 70, (6, 5), (1, 1)),
+    )
+    other = binary_native.prepare(pack_bits(torch.randn(8, 70, 3, 3)))
+    with pytest.raises(RuntimeError, match=r"prepared weights do not match w_words"):
+        binary_native.conv(x_words, w_words, 70, (1, 1), prepared=other)
+
+
+@needs_native
+def test_module_relayouts_its_weights_again_when_they_change():
+    torch.manual_seed(3)
+    first, second = (create_op("binary", 8, 8, 3, bias=False).eval() for _ in range(2))
+    packed = PackedBinaryConv.from_binary(first)
+    x = torch.randn(1, 8, 5, 5)
+    with torch.no_grad():
+        packed(x)  # caches the first weights' layout
+        packed.load_state_dict(PackedBinaryConv.from_binary(second).state_dict())  # in place: a new version
+        torch.testing.assert_close(packed(x), second(x), rtol=1e-5, atol=1e-5)

@@ -298,9 +298,29 @@ Dispatch& dispatch() {
 
 void check(bool condition, const std::string& message) { TORCH_CHECK(condition, "binary native: ", message); }
 
+// Weights (C_out, kd, kh, kw, words) re-laid out for the kernels: (taps, words, C_out padded to 32) and their
+// popcounts per tap (taps, C_out padded), int32. A module computes this once and passes it to every conv call.
+std::vector<torch::Tensor> prepare(const torch::Tensor& w_words) {
+  check(w_words.dim() == 5 && w_words.scalar_type() == torch::kInt64 && w_words.device().is_cpu(),
+        "w_words must be int64 (C_out, kd, kh, kw, words) on the CPU");
+  const int64_t out_channels = w_words.size(0), words = w_words.size(4);
+  const int64_t taps = w_words.size(1) * w_words.size(2) * w_words.size(3);
+  const int64_t padded = (out_channels + kBlockChannels - 1) / kBlockChannels * kBlockChannels;
+  auto wt = torch::zeros({taps, words, padded}, w_words.options());
+  wt.narrow(2, 0, out_channels).copy_(w_words.reshape({out_channels, taps, words}).permute({1, 2, 0}));
+  auto pop = torch::zeros({taps, padded}, torch::kInt32);
+  const auto* src = reinterpret_cast<const uint64_t*>(wt.data_ptr<int64_t>());
+  auto* dst = pop.data_ptr<int32_t>();
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t word = 0; word < words; ++word)
+      for (int64_t c = 0; c < padded; ++c) dst[t * padded + c] += popcount64(src[(t * words + word) * padded + c]);
+  return {wt, pop};
+}
+
 torch::Tensor conv(const torch::Tensor& x_words, const torch::Tensor& w_words, int64_t in_channels,
                    std::vector<int64_t> stride, const c10::optional<torch::Tensor>& alpha,
-                   const c10::optional<torch::Tensor>& scale, const c10::optional<torch::Tensor>& bias) {
+                   const c10::optional<torch::Tensor>& scale, const c10::optional<torch::Tensor>& bias,
+                   const c10::optional<std::vector<torch::Tensor>>& prepared) {
   check(x_words.dim() == 5 && w_words.dim() == 5, "x_words must be (N, D, H, W, words) and w_words (C_out, kd, kh, kw, words)");
   check(x_words.scalar_type() == torch::kInt64 && w_words.scalar_type() == torch::kInt64, "words must be int64");
   check(x_words.device().is_cpu() && w_words.device().is_cpu(), "words must be on the CPU");
@@ -326,17 +346,20 @@ torch::Tensor conv(const torch::Tensor& x_words, const torch::Tensor& w_words, i
   // zero-padded input words
   auto padded = torch::zeros({g.n, g.dp, g.hp, g.wp, g.words}, x_words.options());
   padded.narrow(1, g.pd, g.d).narrow(2, g.ph, g.h).narrow(3, g.pw, g.w).copy_(x_words);
-  // weights as (taps, words, padded_channels) and their popcounts as (taps, padded_channels)
-  auto wt = torch::zeros({g.taps(), g.words, g.padded_channels}, w_words.options());
-  wt.narrow(2, 0, g.out_channels).copy_(w_words.reshape({g.out_channels, g.taps(), g.words}).permute({1, 2, 0}));
-  auto pop = torch::zeros({g.taps(), g.padded_channels}, torch::kInt32);
-  {
-    const auto* src = reinterpret_cast<const uint64_t*>(wt.data_ptr<int64_t>());
-    auto* dst = pop.data_ptr<int32_t>();
-    for (int64_t t = 0; t < g.taps(); ++t)
-      for (int64_t word = 0; word < g.words; ++word)
-        for (int64_t c = 0; c < g.padded_channels; ++c)
-          dst[t * g.padded_channels + c] += popcount64(src[(t * g.words + word) * g.padded_channels + c]);
+  // weights as (taps, words, padded_channels) and their popcounts as (taps, padded_channels): given, or made now
+  torch::Tensor wt, pop;
+  if (prepared.has_value()) {
+    check(prepared->size() == 2, "prepared must be the pair prepare(w_words) returns");
+    wt = (*prepared)[0], pop = (*prepared)[1];
+    check(wt.scalar_type() == torch::kInt64 && wt.is_contiguous() && wt.dim() == 3 && wt.size(0) == g.taps() &&
+              wt.size(1) == g.words && wt.size(2) == g.padded_channels,
+          "prepared weights do not match w_words (use prepare(w_words))");
+    check(pop.scalar_type() == torch::kInt32 && pop.is_contiguous() && pop.dim() == 2 && pop.size(0) == g.taps() &&
+              pop.size(1) == g.padded_channels,
+          "prepared popcounts do not match w_words (use prepare(w_words))");
+  } else {
+    auto made = prepare(w_words);
+    wt = made[0], pop = made[1];
   }
 
   Finisher finish{g, pop.data_ptr<int32_t>(), nullptr, nullptr, nullptr, nullptr, nullptr};
@@ -623,7 +646,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv", &conv, "integer (alpha=None) or scaled binary convolution of packed words",
         pybind11::arg("x_words"), pybind11::arg("w_words"), pybind11::arg("in_channels"), pybind11::arg("stride"),
         pybind11::arg("alpha") = pybind11::none(), pybind11::arg("scale") = pybind11::none(),
-        pybind11::arg("bias") = pybind11::none());
+        pybind11::arg("bias") = pybind11::none(), pybind11::arg("prepared") = pybind11::none());
+  m.def("prepare", &prepare, "weights re-laid out for conv (pass as prepared= to skip doing it per call)");
   m.def("pack", &pack, "signs of (positions, channels) float32 rows (after x * scale + shift) packed to int64 words, "
         "and mean |x * scale + shift| per row", pybind11::arg("x"), pybind11::arg("scale") = pybind11::none(),
         pybind11::arg("shift") = pybind11::none());

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-__all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "window_mean", "conv"]
+__all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "window_mean", "prepare", "conv"]
 
 try:
     _native = importlib.import_module("convzoo._binary_native")
@@ -74,6 +74,13 @@ def pack(x: Tensor, scale: Tensor | None = None, shift: Tensor | None = None) ->
     return words.view(batch, *spatial, -1), mean_abs.view(batch, 1, *spatial)
 
 
+def prepare(w_words: Tensor) -> tuple[Tensor, Tensor]:
+    """``w_words (C_out, *k, W)`` re-laid out for :func:`conv` (``prepared=``): the words by tap and word with the
+    output channels innermost, and their popcounts per tap."""
+    wt, pop = _require().prepare(_as_3d(w_words.contiguous(), 1))
+    return wt, pop
+
+
 def window_mean(mean_abs: Tensor, kernel_size: Sequence[int], stride: Sequence[int]) -> Tensor:
     """The K map as :func:`convzoo.ops.binary.window_mean`: ``A (N, 1, *S)`` float32 → ``(N, 1, *out)``."""
     spatial = mean_abs.dim() - 2
@@ -100,11 +107,13 @@ def conv(
     alpha: Tensor | None = None,
     scale: Tensor | None = None,
     bias: Tensor | None = None,
+    prepared: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Binary convolution of packed words, as :func:`convzoo.ops.binary_packed.packed_conv`.
 
     Without ``alpha``: the integer dot products ``(N, C_out, *out)`` int64. With ``alpha (C_out,)``: float32
-    ``dot · α · scale + bias``, ``scale (N, 1, *out)`` the K map (optional), in one pass.
+    ``dot · α · scale + bias``, ``scale (N, 1, *out)`` the K map (optional), in one pass. ``prepared``: what
+    :func:`prepare` returned for ``w_words`` (otherwise the weights are re-laid out on every call).
     """
     spatial = x_words.dim() - 2
     if not 1 <= spatial <= 3 or w_words.dim() != spatial + 2 or len(stride) != spatial:
@@ -114,8 +123,9 @@ def conv(
         )
     stride3 = [1] * (3 - spatial) + [int(s) for s in stride]
     scale3 = None if scale is None else scale.reshape(-1)
+    w3 = _as_3d(w_words.contiguous(), 1)
     out = _require().conv(
-        _as_3d(x_words.contiguous(), 1), _as_3d(w_words.contiguous(), 1), in_channels, stride3, alpha, scale3, bias
+        _as_3d(x_words.contiguous(), 1), w3, in_channels, stride3, alpha, scale3, bias, prepared
     )  # (N, od, oh, ow, C_out)
     out_size = tuple(-(-s // st) for s, st in zip(x_words.shape[1:-1], stride, strict=True))
     return out.view(x_words.shape[0], *out_size, -1).movedim(-1, 1)

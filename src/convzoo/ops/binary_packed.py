@@ -161,6 +161,15 @@ class PackedBinaryConv(nn.Module):
         signs = unpack_bits(self.weight_words, self.in_channels, dtype)  # (C_out, C_in, *k)
         return signs * self.alpha.to(dtype).view(-1, *([1] * (signs.dim() - 1)))
 
+    def _prepared_weights(self) -> tuple[Tensor, Tensor]:
+        """The native kernel's layout of ``weight_words``, made once and again only when the words change."""
+        words = self.weight_words
+        key = (words.data_ptr(), words._version, tuple(words.shape))
+        cached = self.__dict__.get("_prepared")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_prepared"] = (key, binary_native.prepare(words))
+        return cached[1]
+
     @property
     def path(self) -> str:
         """Which implementation runs float32 CPU inputs: ``native-<isa>``, ``packed-torch`` or ``unpacked-float``."""
@@ -185,7 +194,14 @@ class PackedBinaryConv(nn.Module):
             words, mean_abs = binary_native.pack(x, self.input_scale, self.input_shift)  # (N, *S, W), (N, 1, *S)
             scale = binary_native.window_mean(mean_abs, self.kernel_size, self.stride)  # K: (N, 1, *out)
             return binary_native.conv(
-                words, self.weight_words, self.in_channels, self.stride, alpha=self.alpha, scale=scale, bias=self.bias
+                words,
+                self.weight_words,
+                self.in_channels,
+                self.stride,
+                alpha=self.alpha,
+                scale=scale,
+                bias=self.bias,
+                prepared=self._prepared_weights(),
             )
         shape = (1, -1, *([1] * len(self.kernel_size)))  # (1, C_out, *1)
         if self.input_scale is not None:  # the folded BN, rounded as the native packing rounds it
