@@ -6,8 +6,8 @@ import pytest
 
 import convzoo
 from convzoo import OPS, UnknownNameError, create_op
-from convzoo.catalog import catalog_entries, catalog_keys, coverage
-from convzoo.registry import Registry
+from convzoo.catalog import catalog_entries, catalog_keys
+from convzoo.registry import Registry, coverage
 
 
 def test_duplicate_name_raises():

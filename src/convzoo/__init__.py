@@ -1,8 +1,12 @@
-"""convzoo: the convolution literature as one verified, measured catalog."""
+"""convzoo: the convolution literature as one verified, measured catalog.
+
+Importing convzoo loads the contracts and entry points only; each registry imports the modules that
+register into it on its first lookup (``convzoo.registry``), so benchmark suites, model families and
+optional dependencies load when they are first asked for.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
-from convzoo import benchmarks, data, deploy, layers, models, ops  # noqa: F401  (importing registers everything)
 from convzoo.convert import ConvertReport, convert
 from convzoo.data import load_dataset
 from convzoo.models import create_model, list_models

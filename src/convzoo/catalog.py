@@ -1,8 +1,8 @@
 """The catalog of systems from the convolution literature that convzoo covers (shared CATALOG.md).
 
 ``catalog.tsv`` ships the key table: one row per seed paper (``S#``), its catalog key, the
-catalog section and the paper's title. Registry entries cite these keys in ``papers=``; the
-coverage report joins the two.
+catalog section and the paper's title. Registry entries cite these keys in ``papers=``;
+:func:`convzoo.registry.coverage` joins the two.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-__all__ = ["CatalogEntry", "catalog_entries", "catalog_keys", "coverage"]
+__all__ = ["CatalogEntry", "SECTIONS", "catalog_entries", "catalog_keys"]
 
 SECTIONS = {
     "A": "Convolution operators",
@@ -51,15 +51,3 @@ def catalog_entries() -> tuple[CatalogEntry, ...]:
 @cache
 def catalog_keys() -> frozenset[str]:
     return frozenset(e.key for e in catalog_entries())
-
-
-def coverage() -> list[tuple[CatalogEntry, list[str]]]:
-    """Each catalog seed with the registered things (``"registry:name"``) that cite its key."""
-    from convzoo.registry import all_registries
-
-    implementers: dict[str, list[str]] = {}
-    for registry in all_registries():
-        for entry in registry.entries():
-            for key in entry.papers:
-                implementers.setdefault(key, []).append(f"{registry.what}:{entry.name}")
-    return [(e, sorted(implementers.get(e.key, []))) for e in catalog_entries()]

@@ -16,7 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from convzoo.ops.base import Op, check_options, create_op, same_padding
+from convzoo.core.conv import same_padding
+from convzoo.ops.base import Op, check_options, create_op
 from convzoo.registry import OPS
 
 __all__ = ["convert", "ConvertReport", "Replaced", "Skipped"]

@@ -9,9 +9,9 @@ from torch import nn
 
 from convzoo import create_op
 from convzoo.deploy.binarize import binarize
+from convzoo.deploy.packed_binary import PackedBinaryConv
 from convzoo.models import create_model
 from convzoo.ops.binary import BinaryConv
-from convzoo.ops.binary_packed import PackedBinaryConv
 from convzoo.registry import TRANSFORMS
 
 

@@ -82,8 +82,8 @@ def test_an_output_read_twice_is_not_fused():
 def test_models_lose_every_bn_and_keep_their_output(name):
     entry = MODELS.get(name)
     torch.manual_seed(0)
-    model = randomize_batchnorm_(create_model(name, **entry.extra["test_cfg"], num_classes=10)).eval()
-    x = torch.randn(2, entry.extra["input_size"][0], entry.extra["test_size"], entry.extra["test_size"])
+    model = randomize_batchnorm_(create_model(name, **entry.info.test_cfg, num_classes=10)).eval()
+    x = torch.randn(2, entry.info.input_size[0], entry.info.test_size, entry.info.test_size)
     fused = fuse_bn(model, x)
     assert _bns(fused) < _bns(model)
     if name.startswith("resnet"):

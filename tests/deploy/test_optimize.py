@@ -105,7 +105,7 @@ def test_forms_that_cannot_be_built_are_reported_not_dropped(monkeypatch):
 @pytest.mark.slow
 def test_compiled_form_is_measured_and_equivalent():
     torch.manual_seed(0)
-    model = create_model("convnext_tiny", **MODELS.get("convnext_tiny").extra["test_cfg"]).eval()
+    model = create_model("convnext_tiny", **MODELS.get("convnext_tiny").info.test_cfg).eval()
     x = torch.randn(2, 3, 32, 32)
     optimized, plan = optimize_with_report(model, x, repeats=3, compile=True)
     form = "torch.compile (inductor, freezing)"

@@ -22,13 +22,13 @@ def _has_linear_op(model: nn.Module) -> bool:
 
 def _small_model(name: str) -> nn.Module:
     torch.manual_seed(0)
-    return create_model(name, **MODELS.get(name).extra["test_cfg"], num_classes=10)
+    return create_model(name, **MODELS.get(name).info.test_cfg, num_classes=10)
 
 
 MODELS_WITH_ONE = [
     e.name
     for e in MODELS.entries()
-    if e.kind == "classify" and e.extra.get("test_cfg") is not None and _has_linear_op(_small_model(e.name))
+    if e.kind == "classify" and e.info.test_cfg is not None and _has_linear_op(_small_model(e.name))
 ]
 
 
@@ -60,8 +60,8 @@ def test_every_linear_op_becomes_one_conv(name, stride):
 @pytest.mark.parametrize("name", MODELS_WITH_ONE)
 def test_every_model_with_a_linear_op_keeps_its_output(name):
     model = randomize_batchnorm_(_small_model(name)).eval()
-    size = MODELS.get(name).extra["test_size"]
-    x = torch.randn(2, MODELS.get(name).extra["input_size"][0], size, size)
+    size = MODELS.get(name).info.test_size
+    x = torch.randn(2, MODELS.get(name).info.input_size[0], size, size)
     deployed = reparameterize(model)
     assert not _has_linear_op(deployed) and _has_linear_op(model)  # the original is left as it was
     with torch.no_grad():

@@ -61,7 +61,7 @@ def test_rejects_other_layers():
 def test_resnet_gradients_match_eval_mode_bn_and_activations_shrink():
     entry = MODELS.get("resnet20")
     torch.manual_seed(0)
-    model = _eval_bn(randomize_batchnorm_(create_model("resnet20", **entry.extra["test_cfg"], num_classes=10)))
+    model = _eval_bn(randomize_batchnorm_(create_model("resnet20", **entry.info.test_cfg, num_classes=10)))
     x = torch.randn(4, 3, 32, 32)
     pairs = find_conv_bn_pairs(model, x)
     tuned = tune_mode(model, x).train()

@@ -58,7 +58,7 @@ def test_paper_configuration_and_parameter_count():
     """MT ByteNet: 30 + 30 blocks, d = 800, kernel 3. The paper publishes no parameter count; this is the count
     derived by hand from the block of Fig. 3: per block 3 LayerNorms (2·2d + 2·d + 2·d), 1×1 2d→d, 1×k d→d,
     1×1 d→2d (with biases)."""
-    config = MODELS.get("bytenet").extra["config"]
+    config = MODELS.get("bytenet").info.config
     assert (config.encoder_blocks, config.decoder_blocks, config.hidden, config.kernel_size) == (30, 30, 800, 3)
     assert config.dilations == (1, 2, 4, 8, 16) and config.unfold_a == 1.2 and config.unfold_b == 0
     d, k, v = 800, 3, 256

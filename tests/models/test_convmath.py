@@ -109,7 +109,7 @@ def test_registered_configuration_and_parameter_count():
     the CNN (3×3 convs; BN convs carry no bias), the cell projection, embeddings, fc1, 20 layers, fc2, fc3."""
     entry = MODELS.get("convmath")
     assert entry.kind == "sequence" and entry.papers == ("convmath",)
-    config = entry.extra["config"]
+    config = entry.info.config
     assert config.decoder_layers == ((512, 3),) * 20 and config.embed_dim == 512 and config.out_embed_dim == 256
     e, c, v, o, p = 512, 512, config.vocab_size, 256, 1024
     cnn = (9 * 1 * 64 + 64) + (9 * 64 * 128 + 128) + (9 * 128 * 256 + 2 * 256) + (9 * 256 * 256 + 256)

@@ -48,7 +48,7 @@ def test_compound_scaling_reproduces_the_variant(variant):
     assert tuple(info.reduction for info in model.feature_info) == (2, 4, 8, 16, 16, 32, 32)
     assert model.head.conv.out_channels == head
     assert model.head.classifier.drop.p == DROPOUT[variant]
-    assert MODELS.get(f"efficientnet_{variant}").extra["input_size"] == (3, RESOLUTION[variant], RESOLUTION[variant])
+    assert MODELS.get(f"efficientnet_{variant}").info.input_size == (3, RESOLUTION[variant], RESOLUTION[variant])
 
 
 def test_mbconv_se_and_stochastic_depth_follow_the_official_code():

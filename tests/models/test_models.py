@@ -15,20 +15,20 @@ CLASSIFIERS = [e.name for e in MODELS.entries() if e.kind == "classify"]
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_published_parameter_count(name):
     entry = MODELS.get(name)
-    published = entry.extra["params"]
+    published = entry.info.params
     counted = meta_param_count(name)
     assert abs(counted - published) <= 0.005 * published, (
-        f"{name}: {counted:,} parameters, published {published:,} ({entry.extra['params_source']})"
+        f"{name}: {counted:,} parameters, published {published:,} ({entry.info.params_source})"
     )
 
 
 def _small(name: str, **kwargs):
     entry = MODELS.get(name)
     torch.manual_seed(0)
-    model = create_model(name, **entry.extra["test_cfg"], **kwargs)
-    size = entry.extra["test_size"]
-    channels = entry.extra["input_size"][0]
-    x = torch.randn(2, channels, *([size] * (len(entry.extra["input_size"]) - 1)))
+    model = create_model(name, **entry.info.test_cfg, **kwargs)
+    size = entry.info.test_size
+    channels = entry.info.input_size[0]
+    x = torch.randn(2, channels, *([size] * (len(entry.info.input_size) - 1)))
     return model, x
 
 
@@ -97,4 +97,4 @@ def test_create_model_errors():
 def test_cifar_models_default_to_ten_classes():
     model = create_model("resnet20")
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
-    assert count_params(model) == MODELS.get("resnet20").extra["params"]
+    assert count_params(model) == MODELS.get("resnet20").info.params

@@ -125,7 +125,7 @@ def test_registered_enwik8_configuration_and_parameter_count():
     two LayerNorms, v/mx/h projections, γ, β, the chunk's relative bias, the TCN (5 depthwise convs, ω), the FFN."""
     entry = MODELS.get("tcnca_enwik8")
     assert entry.kind == "sequence" and entry.papers == ("tcnca",)
-    config = entry.extra["config"]
+    config = entry.info.config
     assert (config.layers, config.dim, config.hidden, config.z_dim, config.ffn) == (12, 512, 1024, 128, 1024)
     assert config.chunk_size == 2048 and config.causal
     d, h, z, f, c, v = 512, 1024, 128, 1024, 2048, 256

@@ -9,8 +9,8 @@ import torch
 
 from convzoo.benchmarks.sequence import RecomputeGenerator, RecurrentGenerator, sequence_cases
 from convzoo.cli import main
+from convzoo.deploy.distill import distill
 from convzoo.ops.base import create_op
-from convzoo.ops.distill import distill
 from convzoo.registry import SUITES
 
 

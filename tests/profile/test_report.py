@@ -13,7 +13,7 @@ from torch import nn
 
 from convzoo.profile import MachinePeaks, profile
 from convzoo.profile import report as report_module
-from convzoo.profile.report import format_table, to_csv, write_atomic, write_report
+from convzoo.profile.report import format_table, to_csv, write_report
 
 PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=200.0, copy_gbps=5.0)
 
@@ -60,19 +60,6 @@ def test_a_waterline_above_the_latency_is_flagged(result):
     slow_machine = MachinePeaks("slow", 1, torch.__version__, fp32_gflops=1e-6, bf16_gflops=None, copy_gbps=1e-6)
     hopeless = profile(nn.Linear(4, 4), (1, 4), repeats=2, warmup=1, peaks=slow_machine)
     assert "warning: the waterline exceeds the measured latency" in format_table(hopeless)
-
-
-def test_write_atomic_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = write_atomic(tmp_path / "deep" / "file.txt", "old")
-    assert target.read_text() == "old" and (target.stat().st_mode & 0o777) != 0o600
-
-    def interrupted(source, destination):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(report_module.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomic(target, "new")
-    assert target.read_text() == "old" and sorted(p.name for p in target.parent.iterdir()) == ["file.txt"]
 
 
 def test_out_must_be_a_directory(result, tmp_path):

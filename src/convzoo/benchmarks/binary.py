@@ -14,7 +14,7 @@ and end to end, ``binarize``d XNOR ResNet-18 vs fp32 ResNet-18 at 224², batch 1
 layout and both channels-last (``binarize(..., channels_last=True, fold_bn=True)``: the XNOR model's deploy form
 also folds the BN before each binary conv into its packing; PyTorch's CPU max pooling is many times faster in
 channels-last, which flatters neither side). "Packed XNOR" runs
-the native kernel (``convzoo.ops.binary_native``) when it is built, the pure-PyTorch path otherwise; the
+the native kernel (``convzoo.kernels.binary_native``) when it is built, the pure-PyTorch path otherwise; the
 side's label says which.
 """
 
@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from convzoo.benchmarks._shapes import QUICK, RESNET18, feature_map
 from convzoo.deploy.binarize import binarize
+from convzoo.deploy.packed_binary import PackedBinaryConv
 from convzoo.models.base import create_model
 from convzoo.ops.base import create_op
-from convzoo.ops.binary_packed import PackedBinaryConv
 from convzoo.profile.bench import Case
 from convzoo.registry import MODELS, SUITES
 
@@ -101,7 +101,7 @@ def _end_to_end(batch: int, quick: bool, channels_last: bool) -> tuple[nn.Module
     torch.manual_seed(0)
 
     def build(name: str) -> nn.Module:
-        return create_model(name, **(MODELS.get(name).extra["test_cfg"] if quick else {})).eval()
+        return create_model(name, **(MODELS.get(name).info.test_cfg if quick else {})).eval()
 
     xnor = binarize(build("xnor_resnet18"), channels_last=channels_last, fold_bn=channels_last)
     dense = build("resnet18")

@@ -79,7 +79,7 @@ def _forms(name: str, batch: int, quick: bool) -> dict[str, nn.Module | Exceptio
     """Every form of model ``name`` for inputs of ``batch`` (a form that fails to build holds its error)."""
     entry = MODELS.get(name)
     torch.manual_seed(0)
-    model = create_model(name, **(entry.extra["test_cfg"] if quick else {})).eval()
+    model = create_model(name, **(entry.info.test_cfg if quick else {})).eval()
     x = _input(name, batch, quick)
     calibration = [torch.randn_like(x) for _ in range(CALIBRATION_BATCHES)]
     forms: dict[str, nn.Module | Exception] = {"fp32 eager": model}
@@ -118,9 +118,9 @@ def _attempt(form: str, build):
 
 def _input(name: str, batch: int, quick: bool) -> Tensor:
     entry = MODELS.get(name)
-    size = entry.extra["test_size"] if quick else entry.extra["input_size"][1]
+    size = entry.info.test_size if quick else entry.info.input_size[1]
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(batch, entry.extra["input_size"][0], size, size, generator=generator)
+    return torch.randn(batch, entry.info.input_size[0], size, size, generator=generator)
 
 
 def _pair(name: str, batch: int, quick: bool, a: str, b: str) -> tuple[nn.Module, nn.Module, Tensor]:

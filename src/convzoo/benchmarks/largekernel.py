@@ -7,7 +7,7 @@ from functools import partial
 from torch import Tensor, nn
 
 from convzoo.benchmarks._shapes import feature_map
-from convzoo.ops.large_kernel import large_kernel_module
+from convzoo.kernels.large_kernel import large_kernel_module
 from convzoo.profile.bench import Case
 from convzoo.registry import SUITES
 

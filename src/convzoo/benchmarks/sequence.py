@@ -27,9 +27,9 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from convzoo.deploy.distill import DistilledConv, distill
 from convzoo.models.tcnca import TCNCAConfig, TCNCALayer
 from convzoo.ops.base import create_op
-from convzoo.ops.distill import DistilledConv, distill
 from convzoo.ops.long_conv import ExplicitCausalConv, fft_causal_conv
 from convzoo.profile.bench import Case
 from convzoo.registry import SUITES

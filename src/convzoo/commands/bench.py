@@ -29,7 +29,6 @@ def _non_negative(text: str) -> int:
 
 
 def run_suites(args: argparse.Namespace) -> int:
-    import convzoo.benchmarks  # noqa: F401  (registers the suites)
     from convzoo.registry import SUITES
 
     print(table(("suite", "papers", "summary"), [(e.name, ",".join(e.papers), e.summary) for e in SUITES.entries()]))
@@ -39,7 +38,6 @@ def run_suites(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     import torch
 
-    import convzoo.benchmarks  # noqa: F401  (registers the suites)
     from convzoo.profile.bench import run_suite
     from convzoo.profile.machine import peaks_path
     from convzoo.registry import SUITES

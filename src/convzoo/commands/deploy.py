@@ -46,9 +46,9 @@ def run_deploy(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
     from convzoo import deploy
+    from convzoo.core.files import atomic_write_json, atomic_write_text
     from convzoo.data import load_dataset
     from convzoo.deploy.export import save_torchscript
-    from convzoo.io import atomic_write_json, atomic_write_text
     from convzoo.train import build_from_checkpoint
 
     if args.calib is not None and not args.int8:

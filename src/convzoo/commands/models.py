@@ -25,7 +25,7 @@ def run_models(args: argparse.Namespace) -> int:
         counted = meta_param_count(name)
         if entry.kind == "classify":
             macs = "-" if args.no_macs else f"{meta_macs(name) / 1e9:.2f}"
-            published, size = f"{entry.extra['params'] / 1e6:.2f}M", _size(entry.extra["input_size"])
+            published, size = f"{entry.info.params / 1e6:.2f}M", _size(entry.info.input_size)
         else:  # sequence models have no fixed input size to count MACs at
             macs, published, size = "-", "-", "-"
         rows.append((name, entry.kind, f"{counted / 1e6:.2f}M", published, macs, size, ",".join(entry.papers)))

@@ -46,7 +46,7 @@ def _build_model(name: str, args: argparse.Namespace):
     entry = MODELS.get(name)
     if args.channels is not None or args.option:
         raise UsageError(f"--channels and --option apply to op targets; {name!r} is a model")
-    shape = args.input or (1, *entry.extra["input_size"])
+    shape = args.input or (1, *entry.info.input_size)
     return create_model(name, op=args.op), shape
 
 

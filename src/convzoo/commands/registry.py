@@ -41,7 +41,8 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def run_catalog(args: argparse.Namespace) -> int:
-    from convzoo.catalog import SECTIONS, coverage
+    from convzoo.catalog import SECTIONS
+    from convzoo.registry import coverage
 
     rows = coverage()
     if args.section is not None:

@@ -1,7 +1,7 @@
 """Binarisation for deployment (S8, XNOR-Net): every trained ``binary`` op becomes its bit-packed inference form.
 
 Each :class:`~convzoo.ops.binary.BinaryConv` is replaced by a
-:class:`~convzoo.ops.binary_packed.PackedBinaryConv` holding one bit per weight (int64 words along the input
+:class:`~convzoo.deploy.packed_binary.PackedBinaryConv` holding one bit per weight (int64 words along the input
 channels) plus the float α per output channel and the bias; the float weights are dropped. Everything else in
 the model (the float first and last layers, BN) is left as it is.
 """
@@ -13,8 +13,8 @@ import copy
 import torch
 from torch import nn
 
+from convzoo.deploy.packed_binary import PackedBinaryConv
 from convzoo.ops.binary import BinaryConv
-from convzoo.ops.binary_packed import PackedBinaryConv
 from convzoo.registry import TRANSFORMS
 
 __all__ = ["binarize"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from convzoo.io import atomic_write
+from convzoo.core.files import atomic_write
 
 __all__ = ["OnnxExport", "export_onnx", "onnx_session", "save_torchscript"]
 

@@ -37,12 +37,13 @@ import copy
 import io
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from convzoo.deploy.quantize_common import LAYOUT_MODULES, QuantizeReport, batches, fine_tune
+from convzoo.deploy.quantize_pt2e import pt2e_quantize
 from convzoo.deploy.reparam import reparameterize
 from convzoo.ops.base import Op
 from convzoo.registry import TRANSFORMS
@@ -51,65 +52,6 @@ __all__ = ["BACKENDS", "QuantizeReport", "model_size_bytes", "quantize", "quanti
 
 BACKEND = "x86"
 BACKENDS = ("fx", "pt2e")
-# modules that only move or relabel data: running them on float tensors costs nothing worth reporting
-_LAYOUT_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-# fmt: off
-_LAYOUT_OPS = frozenset({
-    "view", "reshape", "_unsafe_view", "flatten", "permute", "movedim", "transpose", "t", "contiguous", "clone",
-    "unsqueeze", "squeeze", "expand", "alias", "detach", "dropout", "slice", "select", "split", "split_with_sizes",
-    "chunk", "unbind", "unflatten", "sym_size", "_assert_tensor_metadata", "_assert_scalar",
-})  # aten ops that only move or relabel data
-# fmt: on
-
-
-@dataclass
-class QuantizeReport:
-    """What :func:`quantize` did: the stack, how the int8 model executes, and each module class kept in float.
-
-    ``float_kept`` maps a class name to why it runs in float; ``float_modules`` to the module paths concerned
-    (``""``: the top-level module's own code).
-    """
-
-    backend: str
-    mode: str
-    executed: str
-    float_kept: dict[str, str] = field(default_factory=dict)
-    float_modules: dict[str, list[str]] = field(default_factory=dict)
-
-    def markdown(self) -> str:
-        lines = [f"int8 {self.mode} ({self.backend}): {self.executed}"]
-        if self.float_kept:
-            lines += ["", "| kept in float | modules | why |", "|---|---|---|"]
-            for cls, why in self.float_kept.items():
-                names = self.float_modules.get(cls, [])
-                more = f", … ({len(names)})" if len(names) > 4 else ""
-                shown = ", ".join(n or "(top level)" for n in names[:4]) + more
-                lines.append(f"| {cls} | {shown} | {why} |")
-        return "\n".join(lines) + "\n"
-
-    def _keep(self, cls: str, name: str, why: str) -> None:
-        self.float_kept.setdefault(cls, why)
-        self.float_modules.setdefault(cls, []).append(name)
-
-
-def _batches(loader: Iterable, limit: int) -> Iterable[Tensor]:
-    for index, batch in enumerate(loader):
-        if index >= limit:
-            return
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
-def _fine_tune(model: nn.Module, calib_loader: Iterable, epochs: int, lr: float) -> None:
-    """QAT: SGD on cross-entropy over the loader's ``(input, label)`` pairs, fake quantisation in the forward."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    for _ in range(epochs):
-        for batch in calib_loader:
-            if not isinstance(batch, (tuple, list)):
-                raise ValueError("quantize: qat needs (input, label) batches from calib_loader")
-            loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
 
 
 # ---------------------------------------------------------------------------------------------------- FX backend
@@ -158,11 +100,11 @@ def _fx_quantize(
         warnings.simplefilter("ignore")  # the FX path's deprecation notice
         if qat:
             prepared = prepare_qat_fx(model.train(), mapping, (example,), prepare_custom_config=custom)
-            _fine_tune(prepared, calib_loader, epochs, lr)
+            fine_tune(prepared, calib_loader, epochs, lr)
         else:
             prepared = prepare_fx(model.eval(), mapping, (example,), prepare_custom_config=custom)
             with torch.no_grad():
-                for images in _batches(calib_loader, calib_batches):
+                for images in batches(calib_loader, calib_batches):
                     prepared(images)
         converted = convert_fx(prepared.eval())
     report = QuantizeReport("fx", "qat" if qat else "ptq", "eager, fbgemm/oneDNN quantized:: kernels (x86 engine)")
@@ -194,7 +136,7 @@ def _fx_float_kept(converted: nn.Module, untraceable: set[type], example: Tensor
     handles = []
     for node in converted.graph.nodes:
         module = converted.get_submodule(node.target) if node.op == "call_module" else None
-        if module is None or ".quantized" in type(module).__module__ or isinstance(module, _LAYOUT_MODULES):
+        if module is None or ".quantized" in type(module).__module__ or isinstance(module, LAYOUT_MODULES):
             continue
 
         def record(_, args, name=node.target) -> None:
@@ -289,14 +231,12 @@ def quantize_with_report(
         raise ValueError(
             "quantize: compile=True applies to backend='pt2e' only (FX int8 runs eagerly), got backend='fx'"
         )
-    example = next(iter(_batches(calib_loader, 1)), None)
+    example = next(iter(batches(calib_loader, 1)), None)
     if example is None:
         raise ValueError("quantize: calib_loader yielded no batch")
     model = reparameterize(copy.deepcopy(model))
     steps = (calib_batches, qat_epochs, qat_lr)
     if backend == "pt2e":
-        from convzoo.deploy.quantize_pt2e import pt2e_quantize  # imports this module
-
         return pt2e_quantize(model, calib_loader, example, mode == "qat", steps, compile is not False)
     return _fx_quantize(model, calib_loader, example, mode == "qat", steps)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from convzoo.deploy.quantize import _LAYOUT_OPS, QuantizeReport, _batches, _fine_tune
+from convzoo.deploy.quantize_common import LAYOUT_OPS, QuantizeReport, batches, fine_tune
 
 __all__ = ["PT2EInt8", "pt2e_quantize"]
 
@@ -90,7 +90,7 @@ class PT2EInt8(nn.Module):
     def save(self, path: str | Path) -> Path:
         """Write the reference graph as a ``torch.export`` program (``torch.export.load(path).module()``, then
         ``torch.compile`` it with inductor's ``freezing`` on to run int8 kernels again), atomically."""
-        from convzoo.io import atomic_write
+        from convzoo.core.files import atomic_write
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -118,12 +118,12 @@ def pt2e_quantize(
         exported = _export_batch_dynamic(model.train(qat), example).module()
         if qat:
             prepared = quantize_pt2e.prepare_qat_pt2e(exported, quantizer)
-            _fine_tune(prepared, calib_loader, epochs, lr)
+            fine_tune(prepared, calib_loader, epochs, lr)
             pt2e.move_exported_model_to_eval(prepared)
         else:
             prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
             with torch.no_grad():
-                for images in _batches(calib_loader, calib_batches):
+                for images in batches(calib_loader, calib_batches):
                     prepared(images)
         converted = quantize_pt2e.convert_pt2e(prepared)
     _drop_unused_tensors(converted)
@@ -155,7 +155,7 @@ def _pt2e_float_kept(converted: nn.Module, root: str, report: QuantizeReport) ->
         target = node.target
         if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
             continue
-        if target.namespace != "aten" or target.overloadpacket.__name__ in _LAYOUT_OPS:
+        if target.namespace != "aten" or target.overloadpacket.__name__ in LAYOUT_OPS:
             continue
         stack = node.meta.get("nn_module_stack") or {}
         path, cls = list(stack.values())[-1] if stack else ("", root)

@@ -1,10 +1,5 @@
-"""Non-mixing layers: norms, activations, drop path, channel shuffle, space-to-depth.
+"""Non-mixing layers and the blocks models share: norms, activations, drop path, LayerScale, MLP, SE, stages.
 
-Every module of this package is imported here, so adding a layer family is adding a file.
+``convzoo.registry.LAYERS`` imports every module of this package on its first lookup, so adding a layer
+family is adding a file.
 """
-
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")

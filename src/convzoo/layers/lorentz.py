@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import ntuple, same_padding
+from convzoo.core.conv import same_padding
+from convzoo.core.validate import ntuple
 from convzoo.registry import LAYERS
 
 __all__ = [

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.ops.base import create_op
-from convzoo.registry import MODELS, OPS
+from convzoo.registry import MODELS, OPS, ModelInfo
 
 __all__ = [
     "FeatureInfo",
@@ -250,12 +250,7 @@ def register_variant(
         return family(config, **kwargs)
 
     build.__doc__ = summary
-    MODELS.register(
-        name,
-        kind=task,
-        dims=(len(input_size) - 1,),
-        papers=papers,
-        summary=summary,
+    info = ModelInfo(
         family=family,
         config=config,
         params=params,
@@ -265,7 +260,8 @@ def register_variant(
         num_classes=num_classes,
         test_size=test_size,
         test_cfg=dict(test_cfg or {}),
-    )(build)
+    )
+    MODELS.register(name, kind=task, dims=(len(input_size) - 1,), papers=papers, summary=summary, info=info)(build)
 
 
 def create_model(
@@ -292,14 +288,14 @@ def create_model(
         if num_classes is not None or in_chans != 3 or op is not None or features_only or pretrained:
             raise ValueError(f"{name}: a {entry.kind} model takes config overrides only, not classifier options")
         return entry.obj(**cfg)
-    num_classes = entry.extra["num_classes"] if num_classes is None else num_classes
+    num_classes = entry.info.num_classes if num_classes is None else num_classes
     if pretrained:
         raise ValueError(f"{name}: convzoo ships no pretrained weights; load a convzoo checkpoint instead")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"{name}: num_classes must be an int ≥ 0, got {num_classes!r}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
         raise ValueError(f"{name}: in_chans must be a positive int, got {in_chans!r}")
-    config = entry.extra["config"]
+    config = entry.info.config
     if cfg:
         fields = {f.name for f in dataclasses.fields(config)}
         unknown = sorted(set(cfg) - fields)
@@ -310,10 +306,10 @@ def create_model(
         config = dataclasses.replace(config, **cfg)
     if op is not None:
         OPS.get(op)  # an unknown op name fails with suggestions
-        if not entry.extra["takes_op"]:
+        if not entry.info.takes_op:
             raise ValueError(f"{name}: takes no op= (it has no spatial-mixing convolution to replace)")
     try:
-        model = entry.extra["family"](config, num_classes=num_classes, in_chans=in_chans, op=op)
+        model = entry.info.family(config, num_classes=num_classes, in_chans=in_chans, op=op)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
     model.name = name
@@ -339,7 +335,7 @@ def meta_macs(name: str, input_size: tuple[int, ...] | None = None, **kwargs: An
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    size = MODELS.get(name).extra["input_size"] if input_size is None else tuple(input_size)
+    size = MODELS.get(name).info.input_size if input_size is None else tuple(input_size)
     counter = FlopCounterMode(display=False)
     with torch.device("meta"):
         model = create_model(name, **kwargs).eval()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.registry import MODELS
+from convzoo.registry import MODELS, ModelInfo
 
 __all__ = ["ByteNet", "ByteNetConfig", "ByteNetBlock", "bytenet", "bytenet_lm"]
 
@@ -166,7 +166,7 @@ bytenet = MODELS.register(
     dims=(1,),
     papers=("bytenet",),
     summary="S105 ByteNet: 30+30 dilated residual blocks, d=800, dynamic unfolding a=1.2 (byte-level MT)",
-    config=MT_CONFIG,
+    info=ModelInfo(family=ByteNet, config=MT_CONFIG, takes_op=False),
 )(_builder(MT_CONFIG))
 
 bytenet_lm = MODELS.register(
@@ -175,5 +175,5 @@ bytenet_lm = MODELS.register(
     dims=(1,),
     papers=("bytenet",),
     summary="S105 ByteNet decoder: 30 masked dilated residual blocks, d=512 (character-level LM)",
-    config=LM_CONFIG,
+    info=ModelInfo(family=ByteNet, config=LM_CONFIG, takes_op=False),
 )(_builder(LM_CONFIG))

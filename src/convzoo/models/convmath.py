@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.registry import MODELS
+from convzoo.registry import MODELS, ModelInfo
 
 __all__ = ["ConvMath", "ConvMathConfig", "ConvMathState", "DecoderLayer", "ImageEncoder", "convmath"]
 
@@ -254,5 +254,5 @@ convmath = MODELS.register(
     dims=(2,),
     papers=("convmath",),
     summary="S58 ConvMath: im2markup CNN encoder, 20-layer causal GLU conv decoder with attention in every layer",
-    config=DEFAULT_CONFIG,
+    info=ModelInfo(family=ConvMath, config=DEFAULT_CONFIG, takes_op=False),
 )(_builder(DEFAULT_CONFIG))

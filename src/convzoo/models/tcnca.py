@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.ops.tcn import TCNState
-from convzoo.registry import MODELS
+from convzoo.registry import MODELS, ModelInfo
 
 __all__ = [
     "DilatedDepthwiseTCN",
@@ -315,5 +315,5 @@ tcnca_enwik8 = MODELS.register(
     dims=(1,),
     papers=("tcnca",),
     summary="S82 TCNCA LM: 12 layers, d=512, chunked gated attention (chunk 2048) with a dilated TCN for the EMA",
-    config=ENWIK8_CONFIG,
+    info=ModelInfo(family=TCNCA, config=ENWIK8_CONFIG, takes_op=False),
 )(_builder(ENWIK8_CONFIG))

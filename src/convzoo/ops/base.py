@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.conv import CONV_FUNCTIONS, conv_nd, same_padding
+from convzoo.core.validate import check_conv_args
+from convzoo.kernels.large_kernel import STRIP_WIDTH, large_kernel_module
 from convzoo.registry import OPS, Entry
 
 __all__ = [
@@ -25,52 +27,12 @@ __all__ = [
     "Op",
     "create_op",
     "list_ops",
-    "conv_nd",
-    "same_padding",
-    "ntuple",
     "option_names",
     "check_options",
     "kernel_for",
 ]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any) -> Tensor:
-    """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``.
-
-    On the CPU, PyTorch's oneDNN ``conv3d`` backward returns wrong weight gradients (or corrupts the
-    heap) for strided single-group convs with one or two input channels (seen with torch 2.13, e.g. a
-    7³ kernel at stride 2 on a 7³ input). Those run at stride 1 and are subsampled, which is exact;
-    depthwise convs are not affected.
-    """
-    dim = weight.dim() - 2
-    stride = kwargs.get("stride", 1)
-    strides = (stride,) * dim if isinstance(stride, int) else tuple(stride)
-    one_group = kwargs.get("groups", 1) == 1
-    if dim == 3 and one_group and x.device.type == "cpu" and weight.shape[1] <= 2 and any(s > 1 for s in strides):
-        y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
-        return y[(..., *(slice(None, None, s) for s in strides))]
-    return _CONV[dim](x, weight, bias, **kwargs)
-
-
-def ntuple(value: int | Sequence[int], dim: int, what: str, owner: str) -> tuple[int, ...]:
-    """``value`` as a ``dim``-tuple of ints; raises naming ``owner`` and ``what`` otherwise."""
-    if isinstance(value, bool):
-        raise TypeError(f"{owner}: {what} must be an int or a tuple of {dim} ints, got {value!r}")
-    if isinstance(value, int):
-        return (value,) * dim
-    values = tuple(value)
-    if len(values) != dim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{owner}: {what} must be an int or a tuple of {dim} ints for dim={dim}, got {value!r}")
-    return values
-
-
-def same_padding(kernel_size: Sequence[int], dilation: Sequence[int] | int = 1) -> tuple[int, ...]:
-    """Symmetric padding that keeps ``ceil(S / stride)`` outputs for odd kernels, per dim."""
-    dilation = ntuple(dilation, len(kernel_size), "dilation", "same_padding")
-    return tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation, strict=True))
 
 
 @dataclass(frozen=True)
@@ -103,7 +65,7 @@ class ConvSpec:
         }
 
     def __call__(self, x: Tensor) -> Tensor:
-        return _CONV[self.dim](x, **self.kwargs())
+        return CONV_FUNCTIONS[self.dim](x, **self.kwargs())
 
     def to(self, *args: Any, **kwargs: Any) -> ConvSpec:
         bias = None if self.bias is None else self.bias.to(*args, **kwargs)
@@ -113,7 +75,7 @@ class ConvSpec:
         """An ``nn.Conv{dim}d`` holding this spec (the deploy form of the operator).
 
         A depthwise kernel wider than PyTorch's fast CPU depthwise kernel (2-d, width > 13) comes back as a
-        :class:`~convzoo.ops.large_kernel.DepthwiseConv2d` (still an ``nn.Conv2d``, same state dict) run by the
+        :class:`~convzoo.kernels.large_kernel.DepthwiseConv2d` (still an ``nn.Conv2d``, same state dict) run by the
         large-kernel path; every other spec as a plain ``nn.Conv{dim}d``.
         """
         out_channels, in_per_group, *kernel_size = self.weight.shape
@@ -133,8 +95,6 @@ class ConvSpec:
             conv.weight.copy_(self.weight)
             if self.bias is not None:
                 conv.bias.copy_(self.bias)
-        from convzoo.ops.large_kernel import STRIP_WIDTH, large_kernel_module  # imports this module
-
         depthwise = self.groups == out_channels == in_per_group * self.groups
         if self.dim == 2 and depthwise and kernel_size[-1] > STRIP_WIDTH:
             return large_kernel_module(conv)
@@ -170,26 +130,17 @@ class Op(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).registry_name
-        if dim not in (1, 2, 3):
-            raise ValueError(f"{name}: dim must be 1, 2 or 3, got {dim!r}")
-        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
-        if self.same_channels and in_channels != out_channels:
-            raise ValueError(
-                f"{name}: in_channels must equal out_channels (it keeps the channels it mixes or reweights), "
-                f"got {in_channels} -> {out_channels}"
-            )
-        kernel = ntuple(kernel_size, dim, "kernel_size", name)
-        if any(k < 1 for k in kernel):
-            raise ValueError(f"{name}: kernel_size must be positive, got {kernel_size!r}")
-        if self.odd_kernel and any(k % 2 == 0 for k in kernel):
-            raise ValueError(f"{name}: kernel_size must be odd for symmetric 'same' padding, got {kernel_size!r}")
-        strides = ntuple(stride, dim, "stride", name)
-        if any(s < 1 for s in strides):
-            raise ValueError(f"{name}: stride must be positive, got {stride!r}")
-        if self.max_stride is not None and any(s > self.max_stride for s in strides):
-            raise ValueError(f"{name}: stride must be at most {self.max_stride}, got {stride!r}")
+        kernel, strides = check_conv_args(
+            name,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            dim,
+            same_channels=self.same_channels,
+            odd_kernel=self.odd_kernel,
+            max_stride=self.max_stride,
+        )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel

@@ -1,6 +1,6 @@
 """Binary convolutions (S8, XNOR-Net): binary weights (BWN) and binary weights and inputs (XNOR).
 
-Conventions shared with the packed inference form (:mod:`convzoo.ops.binary_packed`):
+Conventions shared with the packed inference form (:mod:`convzoo.kernels.binary_packed`):
 
 - ``sign`` maps every real value ``x >= 0`` to +1 and ``x < 0`` to -1, so a real zero in the input
   or in a weight binarises to +1;
@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
 __all__ = ["BinaryConv", "binary_conv", "binary_sign", "scaling_map", "window_mean", "weight_scale", "MODES"]

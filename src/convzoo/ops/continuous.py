@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, ntuple, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.validate import ntuple
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.kernel_nets import KERNEL_NETS, relative_positions
 from convzoo.registry import OPS
 

@@ -7,7 +7,8 @@ import string
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import BuiltKernelOp, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import BuiltKernelOp
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, same_padding
-from convzoo.ops.large_kernel import depthwise_conv, large_kernel_module
+from convzoo.core.conv import same_padding
+from convzoo.kernels.large_kernel import depthwise_conv, large_kernel_module
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 

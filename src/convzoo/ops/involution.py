@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, conv_nd
+from convzoo.core.conv import conv_nd
+from convzoo.ops.base import Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
 __all__ = ["KANConv", "bspline_basis", "chebyshev_basis", "gram_basis", "wavelet"]

@@ -8,8 +8,9 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, conv_nd, same_padding
-from convzoo.ops.large_kernel import depthwise_conv
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.kernels.large_kernel import depthwise_conv
+from convzoo.ops.base import Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
@@ -53,7 +54,7 @@ class LSConv(Op):
     :func:`small_kernel_aggregation` gives channel c the dynamic kernel of weight channel ``c mod C/G``.
     ``kernel_size`` is the large perception kernel K (official 7, the class default), ``small_kernel_size`` the
     aggregation kernel k (official 3) and ``groups`` G the number of channels sharing one dynamic kernel (official 8);
-    the large DW conv runs through :mod:`convzoo.ops.large_kernel`. ``bias`` is the bias of the weight-generating
+    the large DW conv runs through :mod:`convzoo.kernels.large_kernel`. ``bias`` is the bias of the weight-generating
     1×1 conv (official: present). Departure: the official op is stride 1; stride s strides the large DW conv (so
     the weights exist at the output centres), samples SKA at those centres and subsamples the residual.
     """

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, conv_nd, same_padding
-from convzoo.ops.large_kernel import PATHS, depthwise_conv
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.kernels.large_kernel import PATHS, depthwise_conv
+from convzoo.ops.base import Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
@@ -23,7 +24,7 @@ def oversized_conv(
     sees the whole axis from every position). With ``interpolate`` each kernel is first resized (linear,
     ``align_corners=True``, as the official bilinear resize of a ``K × 1`` kernel) to ``2·S_a − 1`` for the
     input's own side ``S_a``, padding ``S_a − 1``. Axis ``a`` is strided by ``stride[a]``. Every conv goes through
-    :func:`~convzoo.ops.large_kernel.depthwise_conv` (``path`` forces one of its paths).
+    :func:`~convzoo.kernels.large_kernel.depthwise_conv` (``path`` forces one of its paths).
     """
     dim = x.dim() - 2
     for axis, weight in enumerate(axis_weights):
@@ -56,7 +57,7 @@ class Oversized(Op):
     224² (111, 55, 27, 13 for S = 56, 28, 14, 7), so ``kernel_size`` states the size it is built for. At other
     sizes the official default (``interpolate=False``) applies the K kernel as is, zero-padded; ``interpolate=True``
     resizes it to ``2S − 1`` for each input (the official alternative), so the "twice the input" property holds at
-    every size. Wide kernels run through :mod:`convzoo.ops.large_kernel` (``path`` forces its direct, strips or FFT
+    every size. Wide kernels run through :mod:`convzoo.kernels.large_kernel` (``path`` forces its direct, strips or FFT
     path). N-d: one band per axis. Stride s strides the oversized bands, the local DW conv and subsamples the gate.
     """
 

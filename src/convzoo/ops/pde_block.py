@@ -7,7 +7,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, same_padding
+from convzoo.core.conv import same_padding
+from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
 __all__ = ["PDEBlock", "hardball", "transform_pde_block"]

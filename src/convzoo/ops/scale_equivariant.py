@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, ntuple
+from convzoo.core.validate import ntuple
+from convzoo.ops.base import Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import LAYERS, OPS
 

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import Op, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
 __all__ = ["SpatialCNN", "scnn_pass"]

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 

@@ -7,8 +7,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, same_padding
-from convzoo.ops.large_kernel import large_kernel_module
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.kernels.large_kernel import large_kernel_module
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
@@ -44,7 +45,7 @@ class ShiftWise(Op):
 
     A shifted small conv is the small kernel placed off-centre in a large one, so the op is one depthwise conv
     with a ``(2·(nk·k − 1 − K//2) + 1)^d`` kernel: ``dense_kernel()`` (eval mode, BNs folded; = ``K^d`` when
-    k divides K), and ``merge()`` runs it through :mod:`convzoo.ops.large_kernel`. Defaults (``kernel_size=13``,
+    k divides K), and ``merge()`` runs it through :mod:`convzoo.kernels.large_kernel`. Defaults (``kernel_size=13``,
     ``small_kernel_size=3``, ``ghost_ratio=0.23``, ``n_path=2``, ``n_rep=4``, BN on the three paths) follow
     ``SW_v2_unirep.py``. N-d: one strip per axis. Departures: stride s subsamples the stride-1 result (the
     official op is stride 1); the random choices use torch's generator, not NumPy's, so they differ from the

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from convzoo.ops.base import ConvSpec, Op, conv_nd, ntuple, same_padding
+from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.validate import ntuple
+from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
 __all__ = ["Conv", "GroupConv", "E2GConv", "DepthwiseSeparableConv"]

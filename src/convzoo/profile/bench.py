@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.files import atomic_write_text
 from convzoo.profile.counting import count_macs, eval_no_grad, tensor_bytes
 from convzoo.profile.machine import MachinePeaks, machine_peaks
-from convzoo.profile.report import write_atomic
 from convzoo.profile.timing import interleaved, load_average, use_threads
 
 __all__ = ["MIN_REPEATS", "Case", "CaseResult", "Side", "SuiteResult", "run_case", "run_suite"]
@@ -142,7 +142,7 @@ class SuiteResult:
         return "\n".join(lines)
 
     def write_json(self, path: str | Path) -> Path:
-        return write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _side(label: str, module: nn.Module, x: Tensor, timing, peaks: MachinePeaks) -> Side:
@@ -195,7 +195,6 @@ def run_suite(
     ``progress`` is called with each case's name before it runs. Peaks default to this machine's cached ones at
     the thread count in force (quick peaks with ``quick``).
     """
-    import convzoo.benchmarks  # noqa: F401  (registers the suites)
     from convzoo.registry import SUITES
 
     suite = SUITES.get(name)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from convzoo.profile.report import write_atomic
+from convzoo.core.files import atomic_write_text
 from convzoo.profile.timing import measure, use_threads
 
 __all__ = ["MachinePeaks", "cache_dir", "cpu_name", "machine_peaks", "measure_peaks", "native_bf16", "peaks_path"]
@@ -204,5 +204,5 @@ def machine_peaks(threads: int | None = None, *, refresh: bool = False, quick: b
         except (OSError, ValueError, TypeError, KeyError):
             pass
     peaks = measure_peaks(threads, quick=quick)
-    write_atomic(path, json.dumps(peaks.to_dict(), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(peaks.to_dict(), indent=2) + "\n")
     return peaks

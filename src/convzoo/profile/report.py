@@ -13,11 +13,11 @@ import csv
 import html
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from convzoo.core.files import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,32 +31,10 @@ __all__ = [
     "to_csv",
     "to_json",
     "waterline_figure",
-    "write_atomic",
     "write_report",
 ]
 
 MAX_GAP_ROWS = 50  # the efficiency-gap plot keeps the slowest rows beyond this many
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def si(value: float, unit: str = "") -> str:
@@ -287,12 +265,12 @@ def write_report(profile: Profile, out_dir: str | Path) -> dict[str, Path]:
     if out.exists() and not out.is_dir():
         raise ValueError(f"profile: --out must be a directory, got the file {str(out)!r}")
     written = {
-        "json": write_atomic(out / "profile.json", to_json(profile)),
-        "csv": write_atomic(out / "profile.csv", to_csv(profile)),
+        "json": atomic_write_text(out / "profile.json", to_json(profile)),
+        "csv": atomic_write_text(out / "profile.csv", to_csv(profile)),
     }
     images = {}
     for kind, draw in PLOTS.items():
-        written[kind] = write_atomic(out / f"{kind}.png", _png(draw(profile)))
+        written[kind] = atomic_write_bytes(out / f"{kind}.png", _png(draw(profile)))
         images[kind] = f"{kind}.png"
-    written["html"] = write_atomic(out / "report.html", _html(profile, images))
+    written["html"] = atomic_write_text(out / "report.html", _html(profile, images))
     return written

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from convzoo.io import atomic_write_json, atomic_write_text
+from convzoo.core.files import atomic_write_json, atomic_write_text
 
 __all__ = ["write_study", "pareto_front", "COLUMNS"]
 

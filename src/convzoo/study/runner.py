@@ -69,7 +69,7 @@ def _study_one(config: StudyConfig, op: str, bar) -> StudyRow:
     from convzoo.profile import profile
     from convzoo.train import TrainConfig, train
 
-    takes_kernel = "kernel_size" in {f for f in MODELS.get(config.model).extra["config"].__dataclass_fields__}
+    takes_kernel = "kernel_size" in MODELS.get(config.model).info.config_fields()
     kernel = kernel_for(op) if takes_kernel else None
     cfg = {"kernel_size": kernel} if takes_kernel else {}
     train_config = TrainConfig(

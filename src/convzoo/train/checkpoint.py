@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from convzoo.io import atomic_write, atomic_write_json
+from convzoo.core.files import atomic_write, atomic_write_json
 
 __all__ = [
     "CheckpointError",

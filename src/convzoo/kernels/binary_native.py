@@ -2,7 +2,7 @@
 
 The extension is built by ``pip install --no-build-isolation`` (``setup.py``; torch's C++ extension tooling)
 and is optional: :func:`available` says whether it loaded and :func:`unavailable_reason` why not. It computes
-exactly the integers of :func:`convzoo.ops.binary_packed.packed_conv` (same bit layout, same padding
+exactly the integers of :func:`convzoo.kernels.binary_packed.packed_conv` (same bit layout, same padding
 convention), with AVX-512 VPOPCNTDQ where the CPU has it and scalar popcount elsewhere (:func:`isa`), on
 torch's intra-op threads (``torch.set_num_threads``).
 
@@ -109,7 +109,7 @@ def conv(
     bias: Tensor | None = None,
     prepared: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
-    """Binary convolution of packed words, as :func:`convzoo.ops.binary_packed.packed_conv`.
+    """Binary convolution of packed words, as :func:`convzoo.kernels.binary_packed.packed_conv`.
 
     Without ``alpha``: the integer dot products ``(N, C_out, *out)`` int64. With ``alpha (C_out,)``: float32
     ``dot · α · scale + bias``, ``scale (N, 1, *out)`` the K map (optional), in one pass. ``prepared``: what

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.ops.base import conv_nd, ntuple
+from convzoo.core.conv import conv_nd
+from convzoo.core.validate import ntuple
 
 __all__ = [
     "DepthwiseConv1d",

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from convzoo import create_op
-from convzoo.ops import binary_native
-from convzoo.ops.base import conv_nd
-from convzoo.ops.binary_packed import PackedBinaryConv, pack_bits, packed_conv
+from convzoo.core.conv import conv_nd
+from convzoo.deploy.packed_binary import PackedBinaryConv
+from convzoo.kernels import binary_native
+from convzoo.kernels.binary_packed import pack_bits, packed_conv
 
 REQUIRED = os.environ.get("CONVZOO_REQUIRE_NATIVE") == "1"
 

@@ -7,9 +7,10 @@ import torch
 
 from convzoo import create_op
 from convzoo.benchmarks.binary import Int8Conv
-from convzoo.ops import binary_native
-from convzoo.ops.base import conv_nd
-from convzoo.ops.binary_packed import PackedBinaryConv, pack_bits, packed_conv, popcount, unpack_bits
+from convzoo.core.conv import conv_nd
+from convzoo.deploy.packed_binary import PackedBinaryConv
+from convzoo.kernels import binary_native
+from convzoo.kernels.binary_packed import pack_bits, packed_conv, popcount, unpack_bits
 from convzoo.profile import MachinePeaks
 from convzoo.profile.bench import run_suite
 

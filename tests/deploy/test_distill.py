@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from convzoo import create_op
-from convzoo.ops.distill import (
+from convzoo.deploy.distill import (
     ModalFit,
     distill,
     distillation_errors,

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convzoo.ops.base import ConvSpec, conv_nd
-from convzoo.ops.large_kernel import (
+from convzoo.core.conv import conv_nd
+from convzoo.kernels.large_kernel import (
     FFT_MIN_WIDTH,
     STRIP_WIDTH,
     DepthwiseConv2d,
@@ -17,6 +17,7 @@ from convzoo.ops.large_kernel import (
     fft_size,
     large_kernel_module,
 )
+from convzoo.ops.base import ConvSpec
 
 PATHS = ("direct", "strips", "fft")
 

@@ -1,0 +1,64 @@
+"""N-d convolution helpers: one entry point every operator calls, and "same" padding.
+
+``conv_nd`` is also where known upstream (oneDNN) bugs are routed around, so no operator has to
+know about them; ``docs/known-issues.md`` describes each one and how to reproduce it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from convzoo.core.validate import ntuple
+
+__all__ = ["CONV_FUNCTIONS", "conv_nd", "same_padding"]
+
+CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_REDUCED = (torch.bfloat16, torch.float16)
+
+
+def _padding_past_input(x: Tensor, padding: Any, dim: int) -> tuple[int, ...] | None:
+    """The padding as a ``dim``-tuple when some side pads at least as far as the input reaches, else ``None``."""
+    if isinstance(padding, str):
+        return None
+    pads = (padding,) * dim if isinstance(padding, int) else tuple(padding)
+    return pads if any(p > 0 and s <= p for p, s in zip(pads, x.shape[2:], strict=True)) else None
+
+
+def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any) -> Tensor:
+    """``F.conv{dim}d`` chosen from the weight's rank: weight ``(C_out, C_in / groups, *k)``.
+
+    On the CPU, PyTorch's oneDNN ``conv3d`` backward returns wrong weight gradients (or corrupts the
+    heap) for strided single-group convs with one or two input channels (seen with torch 2.13, e.g. a
+    7³ kernel at stride 2 on a 7³ input). Those run at stride 1 and are subsampled, which is exact;
+    depthwise convs are not affected.
+
+    On CPUs with AMX (Intel Sapphire Rapids and later), oneDNN's reduced-precision (bfloat16, float16) grouped
+    ``conv3d`` returns garbage (errors up to 1e38) when the padding reaches past the input, e.g. a 1³ input
+    padded by 2 (``docs/known-issues.md``). Those inputs are zero-padded explicitly and convolved with padding
+    0, which is the same sum.
+    """
+    dim = weight.dim() - 2
+    padding = kwargs.get("padding", 0)
+    if dim == 3 and x.dtype in _REDUCED and x.device.type == "cpu":
+        pads = _padding_past_input(x, padding, dim)
+        if pads is not None:
+            x = F.pad(x, [p for p in reversed(pads) for _ in range(2)])  # (N, C, *(S + 2p))
+            kwargs = {**kwargs, "padding": 0}
+    stride = kwargs.get("stride", 1)
+    strides = (stride,) * dim if isinstance(stride, int) else tuple(stride)
+    one_group = kwargs.get("groups", 1) == 1
+    if dim == 3 and one_group and x.device.type == "cpu" and weight.shape[1] <= 2 and any(s > 1 for s in strides):
+        y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
+        return y[(..., *(slice(None, None, s) for s in strides))]
+    return CONV_FUNCTIONS[dim](x, weight, bias, **kwargs)
+
+
+def same_padding(kernel_size: Sequence[int], dilation: Sequence[int] | int = 1) -> tuple[int, ...]:
+    """Symmetric padding that keeps ``ceil(S / stride)`` outputs for odd kernels, per dim."""
+    dilation = ntuple(dilation, len(kernel_size), "dilation", "same_padding")
+    return tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation, strict=True))

@@ -1,0 +1,56 @@
+"""conv_nd and same_padding: the one convolution entry point and its upstream-bug routes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convzoo.core.conv import conv_nd, same_padding
+
+
+@pytest.mark.parametrize(
+    ("channels", "out_channels", "groups", "size", "padding"),
+    [
+        (6, 18, 6, 1, 2),  # depthwise, channel multiplier 3: wrong by up to 1e38 on AMX CPUs without the route
+        (6, 6, 2, 1, 2),  # two groups
+        (6, 6, 6, 1, 1),
+        (4, 4, 4, 2, 3),
+        (6, 6, 1, 1, 2),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_conv3d_with_padding_past_the_input_matches_float64(
+    channels, out_channels, groups, size, padding, dtype
+):
+    for seed in range(8):
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(2, channels, size, size, size, generator=generator)
+        w = torch.randn(out_channels, channels // groups, 3, 3, 3, generator=generator)
+        reference = F.conv3d(x.double(), w.double(), padding=padding, groups=groups)
+        out = conv_nd(x.to(dtype), w.to(dtype), padding=padding, groups=groups)
+        assert out.shape == reference.shape
+        error = (out.double() - reference).abs().max().item()
+        assert error <= 0.05 * reference.abs().max().item(), f"seed {seed}: {dtype} off by {error:.3g}"
+
+
+def test_strided_conv3d_with_few_input_channels_has_exact_weight_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 7, 7, 7, dtype=torch.float64)
+    w = torch.randn(3, 2, 7, 7, 7, dtype=torch.float64, requires_grad=True)
+    conv_nd(x, w, stride=2, padding=3).sum().backward()
+    # stride-1 then subsample is the same sum; the reference takes a different (unfold) path
+    patches = F.pad(x, (3,) * 6).unfold(2, 7, 2).unfold(3, 7, 2).unfold(4, 7, 2)  # (1, 2, 4, 4, 4, 7, 7, 7)
+    expected = patches.sum(dim=(0, 2, 3, 4)).expand(3, -1, -1, -1, -1)
+    torch.testing.assert_close(w.grad, expected)
+
+
+def test_conv_nd_picks_the_rank_from_the_weight():
+    x = torch.randn(2, 4, 9)
+    w = torch.randn(5, 4, 3)
+    torch.testing.assert_close(conv_nd(x, w, padding=1), F.conv1d(x, w, padding=1))
+
+
+def test_same_padding():
+    assert same_padding((3, 5, 1)) == (1, 2, 0)
+    assert same_padding((3, 3), dilation=2) == (2, 2)
+    with pytest.raises(ValueError, match="same_padding: dilation must be an int or a tuple of 2 ints"):
+        same_padding((3, 3), dilation=(1, 2, 3))
