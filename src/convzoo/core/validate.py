@@ -28,6 +28,7 @@ __all__ = [
     "check_dim",
     "check_conv_args",
     "ntuple",
+    "is_number",
 ]
 
 T = TypeVar("T")
@@ -172,3 +173,11 @@ def check_conv_args(
     if max_stride is not None and any(s > max_stride for s in strides):
         raise ValueError(f"{owner}: stride must be at most {max_stride}, got {stride!r}")
     return kernel, strides
+
+
+def is_number(value: object) -> bool:
+    """``True`` for a finite ``int`` or ``float`` that is not a ``bool``: what :func:`check_number` accepts as a number.
+
+    For checks whose message must say more than :func:`check_number`'s interval (``"a probability in [0, 1]"``).
+    """
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from convzoo.core.validate import check_int
 from convzoo.data.base import DatasetInfo
 from convzoo.registry import DATASETS
 
@@ -65,7 +66,7 @@ def load_sr_photos(
         raise ValueError(f"sr-photos: is bundled with scikit-image and takes no data folder, got {str(root)!r}")
     if scale not in SCALES:
         raise ValueError(f"sr-photos: scale must be one of {SCALES}, got {scale!r}")
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < scale or patch % scale:
+    if check_int(patch, "patch", "sr-photos") % scale:
         raise ValueError(f"sr-photos: patch must be a positive multiple of the scale {scale}, got {patch!r}")
     names = TRAIN_IMAGES if split == "train" else TEST_IMAGES
     hr = torch.cat([_patches(_photo(n), patch) for n in names])  # (N, 3, P, P)

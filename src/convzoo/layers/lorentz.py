@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import same_padding
-from convzoo.core.validate import ntuple
+from convzoo.core.validate import check_conv_args, check_int, is_int, is_number
 from convzoo.registry import LAYERS
 
 __all__ = [
@@ -122,7 +122,7 @@ def _check_points(x: Tensor, channels: int, dim: int | None, name: str) -> None:
 
 
 def _check_k(k: float, name: str) -> float:
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
+    if not is_number(k) or not k > 0:
         raise ValueError(f"{name}: k (minus the curvature) must be a positive number, got {k!r}")
     return float(k)
 
@@ -158,18 +158,15 @@ class LorentzConv(nn.Module):
         super().__init__()
         name = "lorentz_conv"
         for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            if not is_int(value) or value < 2:
                 raise ValueError(
                     f"{name}: {what} must be an int >= 2 (time + at least one space channel), got {value!r}"
                 )
-        if dim not in (1, 2, 3):
-            raise ValueError(f"{name}: dim must be 1, 2 or 3, got {dim!r}")
-        self.kernel_size = ntuple(kernel_size, dim, "kernel_size", name)
-        if any(s < 1 or s % 2 == 0 for s in self.kernel_size):
+        self.kernel_size, self.stride = check_conv_args(
+            name, in_channels, out_channels, kernel_size, stride, dim, odd_kernel=False
+        )
+        if any(s % 2 == 0 for s in self.kernel_size):
             raise ValueError(f"{name}: kernel_size must be odd and positive for 'same' padding, got {kernel_size!r}")
-        self.stride = ntuple(stride, dim, "stride", name)
-        if any(s < 1 for s in self.stride):
-            raise ValueError(f"{name}: stride must be positive, got {stride!r}")
         self.in_channels, self.out_channels, self.dim, self.k = in_channels, out_channels, dim, _check_k(k, name)
         patch = math.prod(self.kernel_size)
         self.linear = nn.Linear(1 + patch * (in_channels - 1), out_channels - 1, bias=bias)
@@ -219,8 +216,7 @@ class LorentzBatchNorm(nn.Module):
     def __init__(self, channels: int, *, k: float = 1.0, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         name = "lorentz_batch_norm"
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 2:
-            raise ValueError(f"{name}: channels must be an int >= 2 (time + space), got {channels!r}")
+        check_int(channels, "channels", name, low=2)  # time + space
         if not 0 <= momentum <= 1:
             raise ValueError(f"{name}: momentum must lie in [0, 1], got {momentum!r}")
         self.channels, self.k, self.momentum, self.eps = channels, _check_k(k, name), momentum, eps
@@ -271,10 +267,8 @@ class LorentzMLR(nn.Module):
     def __init__(self, channels: int, classes: int, *, k: float = 1.0) -> None:
         super().__init__()
         name = "lorentz_mlr"
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 2:
-            raise ValueError(f"{name}: channels must be an int >= 2 (time + space), got {channels!r}")
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-            raise ValueError(f"{name}: classes must be a positive int, got {classes!r}")
+        check_int(channels, "channels", name, low=2)  # time + space
+        check_int(classes, "classes", name)
         self.channels, self.classes, self.k = channels, classes, _check_k(k, name)
         bound = 1 / math.sqrt(channels - 1)
         self.a = nn.Parameter(torch.empty(classes).uniform_(-bound, bound))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.registry import LAYERS
 
 __all__ = ["channel_shuffle", "ChannelShuffle"]
@@ -17,7 +18,7 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     if x.dim() < 2:
         raise ValueError(f"channel_shuffle: expected (N, C, *S), got shape {tuple(x.shape)}")
     n, c, *size = x.shape
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or c % groups:
+    if c % check_int(groups, "groups", "channel_shuffle"):
         raise ValueError(f"channel_shuffle: channels ({c}) must be divisible by groups, got groups={groups!r}")
     x = x.reshape(n, groups, c // groups, *size)  # (N, g, C/g, *S)
     return x.transpose(1, 2).reshape(n, c, *size)  # (N, C/g · g, *S)
@@ -29,9 +30,7 @@ class ChannelShuffle(nn.Module):
 
     def __init__(self, groups: int) -> None:
         super().__init__()
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"channel_shuffle: groups must be a positive int, got {groups!r}")
-        self.groups = groups
+        self.groups = check_int(groups, "groups", "channel_shuffle")
 
     def forward(self, x: Tensor) -> Tensor:
         return channel_shuffle(x, self.groups)

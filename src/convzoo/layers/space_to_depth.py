@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.registry import LAYERS
 
 __all__ = ["space_to_depth", "depth_to_space", "SpaceToDepth", "DepthToSpace"]
 
 
 def _check(x: Tensor, scale: int, what: str) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"{what}: scale must be a positive int, got {scale!r}")
+    check_int(scale, "scale", what)
     if x.dim() < 3:
         raise ValueError(f"{what}: expected (N, C, *S) with at least one spatial dim, got shape {tuple(x.shape)}")
     return x.dim() - 2

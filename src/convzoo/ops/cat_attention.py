@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -60,7 +61,7 @@ class CATAttention(Op):
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or in_channels % heads:
+        if in_channels % check_int(heads, "heads", name):
             raise ValueError(f"{name}: heads must be a positive int dividing in_channels={in_channels}, got {heads!r}")
         self.heads = heads
         self.score = nn.Linear(in_channels, heads, bias=qkv_bias)  # W_A

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_groups, check_int
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["CondConv", "condconv", "routing_weights"]
@@ -68,15 +69,8 @@ class CondConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(num_experts, bool) or not isinstance(num_experts, int) or num_experts < 1:
-            raise ValueError(f"{name}: num_experts must be a positive int, got {num_experts!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
+        check_int(num_experts, "num_experts", name)
+        check_groups(groups, name, in_channels=in_channels, out_channels=out_channels)
         self.num_experts = num_experts
         self.groups = groups
         experts = [conv_weight(out_channels, in_channels // groups, self.kernel_size, bias) for _ in range(num_experts)]

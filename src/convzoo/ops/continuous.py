@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
-from convzoo.core.validate import ntuple
+from convzoo.core.validate import check_choice, check_int, is_number, ntuple
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.ops.kernel_nets import KERNEL_NETS, relative_positions
 from convzoo.registry import OPS
@@ -80,14 +80,12 @@ class _ContinuousConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if kernel_net not in KERNEL_NETS:
-            raise ValueError(f"{name}: kernel_net must be one of {sorted(KERNEL_NETS)}, got {kernel_net!r}")
-        for what, value in (("hidden", hidden), ("no_layers", no_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
+        check_choice(kernel_net, sorted(KERNEL_NETS), "kernel_net", name)
+        check_int(hidden, "hidden", name)
+        check_int(no_layers, "no_layers", name)
         if kernel_net == "siren" and no_layers < 2:
             raise ValueError(f"{name}: a SIREN kernel net needs no_layers >= 2, got {no_layers!r}")
-        if omega_0 is not None and (isinstance(omega_0, bool) or not isinstance(omega_0, int | float) or omega_0 <= 0):
+        if omega_0 is not None and (not is_number(omega_0) or omega_0 <= 0):
             raise ValueError(f"{name}: omega_0 must be a positive number or None, got {omega_0!r}")
         if fft not in (None, True, False):
             raise ValueError(f"{name}: fft must be None (choose by size), True or False, got {fft!r}")
@@ -228,7 +226,7 @@ class FlexConv(_ContinuousConv):
         mask_init: float = 0.075,
     ):
         name = type(self).registry_name
-        if isinstance(mask_init, bool) or not isinstance(mask_init, int | float) or mask_init <= 0:
+        if not is_number(mask_init) or mask_init <= 0:
             raise ValueError(f"{name}: mask_init must be a positive number (initial Gaussian σ), got {mask_init!r}")
         self._mask_init = float(mask_init)
         super().__init__(

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_groups, check_int
 from convzoo.ops.base import BuiltKernelOp
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["DilatedConvLearnableSpacings", "dcls_kernel", "INTERPOLATIONS"]
@@ -109,15 +110,8 @@ class DilatedConvLearnableSpacings(BuiltKernelOp):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(kernel_count, bool) or not isinstance(kernel_count, int) or kernel_count < 1:
-            raise ValueError(f"{name}: kernel_count must be a positive int, got {kernel_count!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
+        check_int(kernel_count, "kernel_count", name)
+        check_groups(groups, name, in_channels=in_channels, out_channels=out_channels)
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"{name}: interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
         self.kernel_count = kernel_count

@@ -6,9 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import same_padding
+from convzoo.core.init import conv_weight
 from convzoo.kernels.large_kernel import depthwise_conv, large_kernel_module
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["DILATED_BRANCHES", "DilatedReparam", "dilated_to_dense", "fuse_bn"]

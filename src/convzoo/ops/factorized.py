@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["AsymmetricConv", "CPConv", "one_way_shape"]
@@ -43,9 +44,7 @@ class AsymmetricConv(Op):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, mid_channels=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
-        mid = out_channels if mid_channels is None else mid_channels
-        if isinstance(mid, bool) or not isinstance(mid, int) or mid < 1:
-            raise ValueError(f"asym: mid_channels must be a positive int, got {mid_channels!r}")
+        mid = check_int(out_channels if mid_channels is None else mid_channels, "mid_channels", "asym")
         self.mid_channels = mid
         weights = []
         for axis in range(dim):
@@ -92,9 +91,7 @@ class CPConv(Op):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, rank=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
-        rank = min(in_channels, out_channels) if rank is None else rank
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"cp: rank must be a positive int, got {rank!r}")
+        rank = check_int(min(in_channels, out_channels) if rank is None else rank, "rank", "cp")
         self.rank = rank
         point = (1,) * dim
         self.project_in, _ = conv_weight(rank, in_channels, point, bias=False)  # B: (R, C_in, 1..)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int, check_number
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -51,16 +52,12 @@ class GnConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-            raise ValueError(f"{name}: order must be a positive int, got {order!r}")
-        if in_channels % 2 ** (order - 1):
+        if in_channels % 2 ** (check_int(order, "order", name) - 1):
             raise ValueError(
                 f"{name}: channels must be divisible by 2^(order-1) = {2 ** (order - 1)} for order {order}, "
                 f"got {in_channels}"
             )
-        if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise ValueError(f"{name}: scale must be a number, got {scale!r}")
-        self.order, self.scale = order, float(scale)
+        self.order, self.scale = order, float(check_number(scale, "scale", name, low=None))
         self.dims = gnconv_channels(in_channels, order)
         conv = _CONV[dim]
         gated = sum(self.dims)

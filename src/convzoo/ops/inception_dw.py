@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int, is_number
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["InceptionDW", "band_shapes"]
@@ -60,14 +61,12 @@ class InceptionDW(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(band_kernel_size, bool) or not isinstance(band_kernel_size, int) or band_kernel_size < 1:
-            raise ValueError(f"{name}: band_kernel_size must be a positive int, got {band_kernel_size!r}")
-        if band_kernel_size % 2 == 0:
+        if check_int(band_kernel_size, "band_kernel_size", name) % 2 == 0:
             raise ValueError(
                 f"{name}: band_kernel_size must be odd for symmetric 'same' padding, got {band_kernel_size!r}"
             )
         num_conv = dim + 1
-        if isinstance(branch_ratio, bool) or not isinstance(branch_ratio, int | float):
+        if not is_number(branch_ratio):
             raise TypeError(f"{name}: branch_ratio must be a number, got {branch_ratio!r}")
         if not 0 < branch_ratio <= 1 / num_conv:
             raise ValueError(

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["Involution", "involution_aggregate", "involution_aggregate_unfold"]
@@ -123,9 +124,8 @@ class Involution(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        for what, value in (("reduction", reduction), ("group_channels", group_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
+        check_int(reduction, "reduction", name)
+        check_int(group_channels, "group_channels", name)
         if in_channels % group_channels:
             raise ValueError(
                 f"{name}: in_channels ({in_channels}) must be divisible by group_channels ({group_channels})"

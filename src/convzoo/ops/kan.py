@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.validate import check_choice, is_int
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -108,16 +109,14 @@ class KANConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if basis not in BASES:
-            raise ValueError(f"{name}: basis must be one of {BASES}, got {basis!r}")
+        check_choice(basis, BASES, "basis", name)
         for what, value, low in (("grid_size", grid_size, 1), ("spline_order", spline_order, 0), ("degree", degree, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name}: {what} must be an int >= {low}, got {value!r}")
         low_high = tuple(grid_range) if isinstance(grid_range, tuple | list) else ()
         if len(low_high) != 2 or not low_high[0] < low_high[1]:
             raise ValueError(f"{name}: grid_range must be a pair (low, high) with low < high, got {grid_range!r}")
-        if wavelet not in WAVELETS:
-            raise ValueError(f"{name}: wavelet must be one of {WAVELETS}, got {wavelet!r}")
+        check_choice(wavelet, WAVELETS, "wavelet", name)
         self.basis, self.wavelet_kind = basis, wavelet
         self.grid_size, self.spline_order, self.degree = grid_size, spline_order, degree
         k = self.kernel_size

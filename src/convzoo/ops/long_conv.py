@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int, check_odd
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -147,12 +148,9 @@ class LongConv(Op):
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim < 3 or emb_dim % 2 == 0:
-            raise ValueError(f"{name}: emb_dim must be an odd int ≥ 3 (time, cosine and sine bands), got {emb_dim!r}")
-        if isinstance(filter_order, bool) or not isinstance(filter_order, int) or filter_order < 1:
-            raise ValueError(f"{name}: filter_order must be a positive int, got {filter_order!r}")
-        if isinstance(inner_layers, bool) or not isinstance(inner_layers, int) or inner_layers < 0:
-            raise ValueError(f"{name}: inner_layers must be an int ≥ 0, got {inner_layers!r}")
+        check_odd(emb_dim, "emb_dim", name, low=3)  # time, cosine and sine bands
+        check_int(filter_order, "filter_order", name)
+        check_int(inner_layers, "inner_layers", name, low=0)
         if not 0 < decay_target < 1 or fast_decay_pct <= 0 or slow_decay_pct <= 0:
             raise ValueError(
                 f"{name}: decay_target must lie in (0, 1) and the decay percentages be positive, got "

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int, is_int
 from convzoo.kernels.large_kernel import depthwise_conv
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["LSConv", "small_kernel_aggregation"]
@@ -67,9 +68,9 @@ class LSConv(Op):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
         small = small_kernel_size
-        if isinstance(small, bool) or not isinstance(small, int) or small < 1 or small % 2 == 0:
+        if not is_int(small) or small < 1 or small % 2 == 0:
             raise ValueError(f"{name}: small_kernel_size must be a positive odd int, got {small!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or in_channels % groups:
+        if in_channels % check_int(groups, "groups", name):
             raise ValueError(
                 f"{name}: groups must be a positive int dividing in_channels={in_channels}, got {groups!r}"
             )

@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_number, is_int
 from convzoo.kernels.large_kernel import PATHS, depthwise_conv
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["BifurcateGateUnit", "Oversized", "oversized_conv"]
@@ -77,12 +78,9 @@ class Oversized(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(local_kernel_size, bool) or not isinstance(local_kernel_size, int) or local_kernel_size < 1:
+        if not is_int(local_kernel_size) or local_kernel_size < 1 or local_kernel_size % 2 == 0:
             raise ValueError(f"{name}: local_kernel_size must be a positive odd int, got {local_kernel_size!r}")
-        if local_kernel_size % 2 == 0:
-            raise ValueError(f"{name}: local_kernel_size must be a positive odd int, got {local_kernel_size!r}")
-        if isinstance(expansion_ratio, bool) or not isinstance(expansion_ratio, int | float) or expansion_ratio <= 0:
-            raise ValueError(f"{name}: expansion_ratio must be a positive number, got {expansion_ratio!r}")
+        check_number(expansion_ratio, "expansion_ratio", name)
         hidden = int(expansion_ratio * in_channels) // 2
         if hidden < 1:
             raise ValueError(

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import same_padding
+from convzoo.core.validate import check_int
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -65,8 +66,7 @@ class PDEBlock(Op):
         name = type(self).registry_name
         if expansion is None:
             expansion = 4 if in_channels <= 128 else 2
-        if isinstance(expansion, bool) or not isinstance(expansion, int) or expansion < 1:
-            raise ValueError(f"{name}: expansion must be a positive int, got {expansion!r}")
+        check_int(expansion, "expansion", name)
         if hardball is not None and not isinstance(hardball, bool):
             raise TypeError(f"{name}: hardball must be True, False or None (official rule), got {hardball!r}")
         self.width = expansion * in_channels

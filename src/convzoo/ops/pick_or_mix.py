@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.validate import is_number
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -84,7 +85,7 @@ class PickOrMix(Op):
                 f"{name}: in_channels ({in_channels}) must be a multiple of out_channels ({out_channels}): "
                 f"each output channel samples a subset of in_channels / out_channels inputs"
             )
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        if not is_number(threshold) or not 0 <= threshold <= 1:
             raise ValueError(f"{name}: threshold must be a probability in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
         self.sampling_factor = in_channels // out_channels

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.core.validate import ntuple
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int, is_int, ntuple
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import LAYERS, OPS
 
 __all__ = ["fourier_downscale", "ScaleEquivariantConv", "ScaleEquivariantNonlinearity"]
@@ -88,7 +88,7 @@ class ScaleEquivariantConv(Op):
     def __init__(self, in_channels, out_channels, kernel_size=5, stride=1, *, dim=2, bias=True, max_size: int = 28):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < max(self.kernel_size):
+        if not is_int(max_size) or max_size < max(self.kernel_size):
             raise ValueError(f"{name}: max_size must be an int >= kernel_size, got {max_size!r}")
         self.max_size = max_size
         self.weight, self.bias = conv_weight(out_channels, in_channels, self.kernel_size, bias)
@@ -156,10 +156,8 @@ class ScaleEquivariantNonlinearity(nn.Module):
 
     def __init__(self, activation: Callable[[Tensor], Tensor] = F.relu, *, base_size: int = 5) -> None:
         super().__init__()
-        if isinstance(base_size, bool) or not isinstance(base_size, int) or base_size < 1:
-            raise ValueError(f"scale_eq_nonlinearity: base_size must be a positive int, got {base_size!r}")
         self.activation = activation
-        self.base_size = base_size
+        self.base_size = check_int(base_size, "base_size", "scale_eq_nonlinearity")
 
     def forward(self, x: Tensor) -> Tensor:
         sizes = set(x.shape[2:])

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["SpatialShiftConv", "shift_offsets", "spatial_shift"]

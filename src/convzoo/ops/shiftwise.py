@@ -8,9 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int, check_number, check_odd
 from convzoo.kernels.large_kernel import large_kernel_module
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["ShiftWise", "tile_offsets"]
@@ -75,13 +76,11 @@ class ShiftWise(Op):
             raise ValueError(f"{name}: kernel_size must be the same on every axis, got {kernel_size!r}")
         big = self.kernel_size[0]
         small = small_kernel_size
-        if isinstance(small, bool) or not isinstance(small, int) or small < 1 or small % 2 == 0 or small > big:
+        if check_odd(small, "small_kernel_size", name) > big:
             raise ValueError(f"{name}: small_kernel_size must be an odd int in [1, kernel_size={big}], got {small!r}")
-        for what, value in (("n_path", n_path), ("n_rep", n_rep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {what} must be a positive int, got {value!r}")
-        if isinstance(ghost_ratio, bool) or not isinstance(ghost_ratio, int | float) or not 0 <= ghost_ratio < 1:
-            raise ValueError(f"{name}: ghost_ratio must be a number in [0, 1), got {ghost_ratio!r}")
+        check_int(n_path, "n_path", name)
+        check_int(n_rep, "n_rep", name)
+        check_number(ghost_ratio, "ghost_ratio", name, low=0, high=1, low_open=False, high_open=True)
         if not isinstance(use_bn, bool):
             raise TypeError(f"{name}: use_bn must be a bool, got {use_bn!r}")
         rep = int(in_channels * (1 - ghost_ratio)) // 2 * 2

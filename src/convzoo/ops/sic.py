@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import is_int
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["SingleIntraChannelConv", "topology_blocks"]
@@ -34,10 +35,10 @@ def topology_blocks(grid: Sequence[int], block: Sequence[int]) -> Tensor:
 
 
 def _channel_grid(value, what: str, owner: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         value = (value,)
     values = tuple(value) if isinstance(value, Sequence) else ()
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+    if not values or not all(is_int(v) and v >= 1 for v in values):
         raise ValueError(f"{owner}: {what} must be a tuple of positive ints, got {value!r}")
     return values
 
@@ -96,7 +97,7 @@ class SingleIntraChannelConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(bottleneck, bool) or not isinstance(bottleneck, int) or bottleneck < 1:
+        if not is_int(bottleneck) or bottleneck < 1:
             raise ValueError(
                 f"{name}: bottleneck must be a positive int (1 = off, 2 = halve the resolution), got {bottleneck!r}"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_groups, check_int
 from convzoo.ops.base import BuiltKernelOp
 from convzoo.registry import OPS
 
@@ -66,15 +67,8 @@ class SMPConv(BuiltKernelOp):
             taps *= k
         if n_points is None:
             n_points = max(1, taps // 4)
-        if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
-            raise ValueError(f"{name}: n_points must be a positive int, got {n_points!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
+        check_int(n_points, "n_points", name)
+        check_groups(groups, name, in_channels=in_channels, out_channels=out_channels)
         self.n_points = n_points
         self.groups = groups
         self.register_buffer("coordinates", kernel_coordinates(self.kernel_size), persistent=False)

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
 from convzoo.layers.space_to_depth import space_to_depth
 from convzoo.ops.base import ConvSpec, Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["SPDConv"]

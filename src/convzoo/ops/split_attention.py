@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = ["SplitAttentionConv", "radix_softmax"]
@@ -26,12 +27,6 @@ def radix_softmax(logits: Tensor, radix: int, cardinality: int) -> Tensor:
     per_group = logits.reshape(n, cardinality, radix, -1)  # (N, G, R, C/G)
     weights = per_group.softmax(dim=2) if radix > 1 else per_group.sigmoid()
     return weights.transpose(1, 2).reshape(n, radix, -1)  # (N, R, C)
-
-
-def _positive_int(value, what: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {what} must be a positive int, got {value!r}")
-    return value
 
 
 @OPS.register("split_attention", kind="grid", dims=(1, 2, 3), papers=("resnest",), dynamic=True)
@@ -71,10 +66,10 @@ class SplitAttentionConv(Op):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        self.radix = _positive_int(radix, "radix", name)
-        self.cardinality = _positive_int(cardinality, "cardinality", name)
-        self.reduction_factor = _positive_int(reduction_factor, "reduction_factor", name)
-        _positive_int(min_inter_channels, "min_inter_channels", name)
+        self.radix = check_int(radix, "radix", name)
+        self.cardinality = check_int(cardinality, "cardinality", name)
+        self.reduction_factor = check_int(reduction_factor, "reduction_factor", name)
+        check_int(min_inter_channels, "min_inter_channels", name)
         conv_groups = cardinality * radix
         if in_channels % conv_groups:
             raise ValueError(

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
-from convzoo.core.validate import ntuple
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_groups, check_int, ntuple
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
 __all__ = ["Conv", "GroupConv", "E2GConv", "DepthwiseSeparableConv"]
-
-
-def _kaiming_(weight: Tensor, bias: Tensor | None) -> None:
-    """PyTorch's default ``nn.ConvNd`` initialisation, so an op can stand in for a conv unchanged."""
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
-        fan_in = weight[0].numel()
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-        nn.init.uniform_(bias, -bound, bound)
-
-
-def conv_weight(out_channels: int, in_per_group: int, kernel_size: Sequence[int], bias: bool):
-    """Parameters of a conv initialised like ``nn.ConvNd``: weight ``(C_out, C_in / g, *k)``, bias ``(C_out,)``."""
-    weight = nn.Parameter(torch.empty(out_channels, in_per_group, *kernel_size))
-    b = nn.Parameter(torch.empty(out_channels)) if bias else None
-    _kaiming_(weight, b)
-    return weight, b
 
 
 @OPS.register("conv", kind="grid", dims=(1, 2, 3), linear=True)
@@ -43,14 +24,7 @@ class Conv(Op):
         self.dilation = ntuple(dilation, dim, "dilation", name)
         if any(d < 1 for d in self.dilation):
             raise ValueError(f"{name}: dilation must be positive, got {dilation!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
-        self.groups = groups
+        self.groups = check_groups(groups, name, in_channels=in_channels, out_channels=out_channels)
         self.weight, self.bias = conv_weight(out_channels, in_channels // groups, self.kernel_size, bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -105,8 +79,7 @@ class E2GConv(Conv):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, group_size=4):
         name = type(self).registry_name
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(f"{name}: group_size must be a positive int, got {group_size!r}")
+        check_int(group_size, "group_size", name)
         if in_channels % group_size:
             raise ValueError(
                 f"{name}: in_channels ({in_channels}) must be divisible by group_size G={group_size} "
@@ -135,10 +108,7 @@ class DepthwiseSeparableConv(Op):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, depth_multiplier=1):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
-        name = type(self).registry_name
-        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-            raise ValueError(f"{name}: depth_multiplier must be a positive int, got {depth_multiplier!r}")
-        self.depth_multiplier = depth_multiplier
+        self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", type(self).registry_name)
         mid = in_channels * depth_multiplier
         self.depthwise, _ = conv_weight(mid, 1, self.kernel_size, bias=False)
         self.pointwise, self.bias = conv_weight(out_channels, mid, (1,) * dim, bias)

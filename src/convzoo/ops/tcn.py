@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.validate import is_int
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -113,7 +114,7 @@ class TCN(Op):
             ("stack_size", stack_size, 1),
             ("cond_dim", cond_dim, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name}: {what} must be an int ≥ {low}, got {value!r}")
         self.cond_dim = cond_dim
         self.apply_tanh = bool(tanh)

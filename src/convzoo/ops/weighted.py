@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_groups
 from convzoo.ops.base import BuiltKernelOp
 from convzoo.registry import OPS
 
@@ -59,13 +60,7 @@ class WeightedConv(BuiltKernelOp):
     ):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
         name = type(self).registry_name
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
+        check_groups(groups, name, in_channels=in_channels, out_channels=out_channels)
         if not isinstance(learnable, bool):
             raise TypeError(f"{name}: learnable must be a bool, got {learnable!r}")
         if learnable and len(set(self.kernel_size)) > 1:
