@@ -60,3 +60,55 @@ def test_foundation_seeds_are_implemented():
 def test_public_api():
     for name in convzoo.__all__:
         assert hasattr(convzoo, name), name
+
+
+def test_model_metadata_is_typed():
+    from convzoo.registry import MODELS, ModelInfo
+
+    info = MODELS.get("resnet18").info
+    assert isinstance(info, ModelInfo)
+    assert info.params == 11_689_512 and info.input_size == (3, 224, 224) and info.takes_op
+    assert "layers" in info.config_fields() or info.config_fields()
+    registry = Registry("model", info=ModelInfo)
+    with pytest.raises(TypeError, match=r"model 'x': info must be a ModelInfo, got None"):
+        registry.register("x", kind="classify", summary="s")
+    with pytest.raises(TypeError, match=r"thing 'x': this registry takes no info"):
+        Registry("thing").register("x", kind="k", summary="s", info=info)
+
+
+def _write_package(root, name, modules):
+    package = root / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, text in modules.items():
+        (package / f"{module}.py").write_text(text)
+
+
+def test_a_registry_imports_its_packages_on_first_lookup(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("gadget", packages=("lazy_gadgets",))
+    monkeypatch.setattr(convzoo.registry, "_TEST_GADGETS", registry, raising=False)
+    register = "from convzoo.registry import _TEST_GADGETS as R\n"
+    _write_package(
+        tmp_path,
+        "lazy_gadgets",
+        {
+            "alpha": register + "R.register('alpha', kind='k', summary='a')(lambda: None)\n",
+            # a module that looks a name up while the registry loads must not recurse
+            "beta": register + "R.register('beta', kind='k', summary='b')(lambda: None)\nassert 'beta' in R\n",
+            "_private": "raise RuntimeError('private modules are not imported')\n",
+        },
+    )
+    assert "lazy_gadgets.alpha" not in __import__("sys").modules
+    assert registry.names() == ["alpha", "beta"]
+    assert len(registry) == 2
+
+
+def test_a_registry_whose_package_fails_to_import_tries_again(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("gadget", packages=("broken_gadgets",))
+    _write_package(tmp_path, "broken_gadgets", {"bad": "raise ImportError('no compiler')\n"})
+    with pytest.raises(ImportError, match="no compiler"):
+        registry.names()
+    with pytest.raises(ImportError, match="no compiler"):  # not silently empty on the second look
+        registry.names()
