@@ -147,3 +147,16 @@ def test_only_keeps_the_cases_whose_name_contains_the_text(tmp_path, capsys):
     data = json.loads((tmp_path / "bench-binary-quick.json").read_text())
     kept = [case["name"] for case in data["cases"]]
     assert kept == [name for name in every if "int8" in name] and 0 < len(kept) < len(every)
+
+
+def test_select_suites_finds_the_suites_with_a_matching_case_before_measuring():
+    from convzoo.profile.bench import select_suites
+
+    assert select_suites("shift") == ["shift"] and select_suites("all") == SUITES.names()
+    assert select_suites("all", only="int8", quick=True) == [
+        name for name in SUITES.names() if any("int8" in case.name for case in SUITES.get(name).obj(quick=True))
+    ]
+    with pytest.raises(ValueError, match=r"bench shift: no case name contains 'nope' \(cases: "):
+        select_suites("shift", only="nope", quick=True)
+    with pytest.raises(ValueError, match=r"bench: no case of any suite has a name containing 'nope'"):
+        select_suites("all", only="nope", quick=True)

@@ -1,11 +1,15 @@
-"""Helpers shared by the subcommands: plain-text tables, argument types, usage errors."""
+"""Helpers shared by the subcommands: plain-text tables, argument types, ``KEY=VALUE`` flags, usage errors."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-__all__ = ["UsageError", "table", "positive_int", "parse_shape"]
+from convzoo.core.options import parse_assignments
+from convzoo.profile.report import text_table
+
+__all__ = ["UsageError", "table", "positive_int", "parse_shape", "assignments"]
 
 
 class UsageError(Exception):
@@ -14,11 +18,7 @@ class UsageError(Exception):
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A left-aligned plain-text table with a rule under the header."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(headers, rows)
 
 
 def positive_int(text: str) -> int:
@@ -42,3 +42,12 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise argparse.ArgumentTypeError(f"expected a shape like 1x3x224x224 with positive sizes, got {text!r}")
     return shape
+
+
+def assignments(flag: str, texts: Iterable[str] | None) -> dict[str, Any]:
+    """The ``KEY=VALUE`` texts of a repeatable ``flag`` as a dict, read by :mod:`convzoo.core.options` (the one
+    parser: ``x=True`` and ``x=true`` are the same bool for every command); a bad text is a usage error."""
+    try:
+        return parse_assignments(texts or ())
+    except ValueError as error:
+        raise UsageError(f"{flag}: {error}") from None

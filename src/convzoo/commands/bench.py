@@ -38,33 +38,18 @@ def run_suites(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from convzoo.profile.bench import run_suite
+    from convzoo.profile.bench import run_suite, select_suites
     from convzoo.profile.machine import peaks_path
     from convzoo.registry import SUITES
 
     if args.list:
-        print(
-            table(("suite", "papers", "summary"), [(e.name, ",".join(e.papers), e.summary) for e in SUITES.entries()])
-        )
-        return 0
+        return run_suites(args)
     if args.suite is None:
         raise UsageError(f"name a suite ({', '.join(SUITES.names())} or all); `convzoo bench --list` describes them")
-    names = SUITES.names() if args.suite == "all" else [SUITES.get(args.suite).name]
+    names = select_suites(args.suite, only=args.only, quick=args.quick, batch=args.batch)  # before any measuring
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a directory, got the file {args.out!r}")
-
-    if args.only is not None:  # checked before anything is measured
-        asked = names
-        cases = {
-            name: [case.name for case in SUITES.get(name).obj(quick=args.quick, batch=args.batch)] for name in names
-        }
-        names = [name for name in names if any(args.only in case for case in cases[name])]
-        if not names and args.suite != "all":
-            known = ", ".join(dict.fromkeys(cases[asked[0]]))
-            raise UsageError(f"bench {args.suite}: no case name contains {args.only!r} (cases: {known})")
-        if not names:
-            raise UsageError(f"no case of any suite has a name containing {args.only!r}")
 
     def progress(case: str) -> None:
         if sys.stderr.isatty():
@@ -73,7 +58,7 @@ def run_bench(args: argparse.Namespace) -> int:
     threads = args.threads or torch.get_num_threads()
     if not peaks_path(threads, args.quick).is_file():
         print(f"measuring this machine's peaks at {threads} threads once (a few seconds) ...", file=sys.stderr)
-    for name in names:
+    for name in names:  # one suite at a time, each printed as soon as it is measured
         result = run_suite(
             name,
             quick=args.quick,

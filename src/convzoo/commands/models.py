@@ -1,4 +1,5 @@
-"""``convzoo models``: registered architectures with counted and published parameters and MACs."""
+"""``convzoo models``: registered architectures with counted and published parameters and MACs
+(:func:`convzoo.profile.model_costs.model_costs`)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,29 @@ import argparse
 from convzoo.commands._util import table
 
 
-def _size(size: tuple[int, ...]) -> str:
-    return "x".join(str(s) for s in size)
+def _millions(count: int | None) -> str:
+    return "-" if count is None else f"{count / 1e6:.2f}M"
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from convzoo.models.base import list_models, meta_macs, meta_param_count
-    from convzoo.registry import MODELS
+    from convzoo.profile.model_costs import model_costs
 
-    names = list_models(args.pattern)
-    if not names:
+    costs = model_costs(args.pattern, macs=not args.no_macs)
+    if not costs:
         print(f"no model matches {args.pattern!r}")
         return 0
-    rows = []
-    for name in names:
-        entry = MODELS.get(name)
-        counted = meta_param_count(name)
-        if entry.kind == "classify":
-            macs = "-" if args.no_macs else f"{meta_macs(name) / 1e9:.2f}"
-            published, size = f"{entry.info.params / 1e6:.2f}M", _size(entry.info.input_size)
-        else:  # sequence models have no fixed input size to count MACs at
-            macs, published, size = "-", "-", "-"
-        rows.append((name, entry.kind, f"{counted / 1e6:.2f}M", published, macs, size, ",".join(entry.papers)))
+    rows = [
+        (
+            c.name,
+            c.kind,
+            _millions(c.params),
+            _millions(c.published_params),
+            "-" if c.macs is None else f"{c.macs / 1e9:.2f}",
+            "-" if c.input_size is None else "x".join(str(s) for s in c.input_size),
+            ",".join(c.papers),
+        )
+        for c in costs
+    ]
     print(table(("model", "task", "params", "published", "GMACs", "input", "papers"), rows))
     return 0
 

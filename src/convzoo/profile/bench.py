@@ -22,11 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.files import atomic_write_text
+from convzoo.core.validate import check_int, is_int
 from convzoo.profile.counting import count_macs, eval_no_grad, tensor_bytes
 from convzoo.profile.machine import MachinePeaks, machine_peaks
 from convzoo.profile.timing import interleaved, load_average, use_threads
 
-__all__ = ["MIN_REPEATS", "Case", "CaseResult", "Side", "SuiteResult", "run_case", "run_suite"]
+__all__ = ["MIN_REPEATS", "Case", "CaseResult", "Side", "SuiteResult", "run_case", "run_suite", "select_suites"]
 
 MIN_REPEATS = 20
 
@@ -177,6 +178,35 @@ def run_case(case: Case, *, repeats: int, warmup: int, peaks: MachinePeaks, seed
     return CaseResult(case.name, tuple(x.shape), side_a, side_b)
 
 
+def _kept(suite: str, cases: list[Case], only: str | None) -> list[Case]:
+    """The cases whose name contains ``only`` (all of them for ``None``); ``ValueError`` naming them if none does."""
+    if only is None:
+        return cases
+    kept = [case for case in cases if only in case.name]
+    if not kept:
+        names = ", ".join(dict.fromkeys(case.name for case in cases))
+        raise ValueError(f"bench {suite}: no case name contains {only!r} (cases: {names})")
+    return kept
+
+
+def select_suites(suite: str, *, only: str | None = None, quick: bool = False, batch: int | None = None) -> list[str]:
+    """The registered suites ``suite`` names (a suite, or ``"all"``) that have a case whose name contains ``only``,
+    found before anything is measured; ``ValueError`` if none has (naming the cases of a single suite).
+    """
+    from convzoo.registry import SUITES
+
+    names = SUITES.names() if suite == "all" else [SUITES.get(suite).name]
+    if only is None:
+        return names
+    if suite != "all":
+        _kept(names[0], SUITES.get(names[0]).obj(quick=quick, batch=batch), only)
+        return names
+    kept = [name for name in names if any(only in case.name for case in SUITES.get(name).obj(quick=quick, batch=batch))]
+    if not kept:
+        raise ValueError(f"bench: no case of any suite has a name containing {only!r}")
+    return kept
+
+
 def run_suite(
     name: str,
     *,
@@ -198,19 +228,12 @@ def run_suite(
     from convzoo.registry import SUITES
 
     suite = SUITES.get(name)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < MIN_REPEATS:
+    if not is_int(repeats) or repeats < MIN_REPEATS:
         raise ValueError(f"bench: repeats must be an int ≥ {MIN_REPEATS} (medians of fewer mislead), got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"bench: warmup must be an int ≥ 0, got {warmup!r}")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise ValueError(f"bench: batch must be a positive int, got {batch!r}")
-    cases = suite.obj(quick=quick, batch=batch)
-    if only is not None:
-        kept = [case for case in cases if only in case.name]
-        if not kept:
-            names = ", ".join(dict.fromkeys(case.name for case in cases))
-            raise ValueError(f"bench {suite.name}: no case name contains {only!r} (cases: {names})")
-        cases = kept
+    check_int(warmup, "warmup", "bench", low=0)
+    if batch is not None:
+        check_int(batch, "batch", "bench")
+    cases = _kept(suite.name, suite.obj(quick=quick, batch=batch), only)
     results, skipped = [], []
     load = load_average()
     with use_threads(threads) as used:

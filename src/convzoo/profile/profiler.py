@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import is_int
 from convzoo.profile.counting import LayerCount, count_layers, eval_no_grad, walk_layers
 from convzoo.profile.machine import MachinePeaks, machine_peaks
 from convzoo.profile.timing import Timing, load_average, measure, summarize, use_threads
@@ -228,11 +229,7 @@ def _as_inputs(model: nn.Module, example_input: Any, input_shape: Sequence[int] 
     if isinstance(example_input, Sequence) and example_input and all(isinstance(t, Tensor) for t in example_input):
         return tuple(example_input)
     shape = input_shape if input_shape is not None else example_input
-    if (
-        not isinstance(shape, Sequence)
-        or not shape
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-    ):
+    if not isinstance(shape, Sequence) or not shape or not all(is_int(s) and s >= 1 for s in shape):
         raise ValueError(
             f"profile: expected a tensor, a tuple of tensors or a shape of positive ints such as (1, 3, 224, 224), "
             f"got {shape!r}"

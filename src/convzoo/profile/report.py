@@ -28,6 +28,7 @@ __all__ = [
     "efficiency_gap_figure",
     "format_table",
     "roofline_figure",
+    "text_table",
     "to_csv",
     "to_json",
     "waterline_figure",
@@ -45,10 +46,12 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:.3g} {unit}" if unit else f"{value:.3g}"
 
 
-def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2) -> str:
-    """Plain-text table: the first ``left`` columns left-aligned, the numbers right-aligned."""
-    cells = [list(headers)] + [list(r) for r in rows]
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, left: int | None = None) -> str:
+    """A plain-text table with a rule under the header: the first ``left`` columns (default: all) left-aligned,
+    the others (numbers) right-aligned; cells are ``str()`` of what is given."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    left = len(headers) if left is None else left
 
     def line(row: Sequence[str]) -> str:
         parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
@@ -110,7 +113,7 @@ def _total_lines(profile: Profile) -> list[str]:
 
 def format_table(profile: Profile) -> str:
     """The terminal report: the run and machine, one line per row, and the totals with the waterline."""
-    table = _text_table(HEADERS, [_row_cells(layer) for layer in profile.layers])
+    table = text_table(HEADERS, [_row_cells(layer) for layer in profile.layers], left=2)
     return "\n".join([*_summary_lines(profile), "", table, "", *_total_lines(profile)])
 
 

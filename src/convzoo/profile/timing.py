@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from convzoo.core.validate import check_int, is_int
+
 __all__ = ["Timing", "interleaved", "load_average", "measure", "summarize", "use_threads"]
 
 
@@ -60,7 +62,7 @@ def load_average() -> float | None:
 @contextmanager
 def use_threads(threads: int | None) -> Iterator[int]:
     """Run the block with ``threads`` intra-op threads (``None``: leave as is); yields the count in force."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (not is_int(threads) or threads < 1):
         raise ValueError(f"timing: threads must be a positive int or None, got {threads!r}")
     before = torch.get_num_threads()
     if threads is not None:
@@ -83,10 +85,9 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _check(repeats: int, warmup: int) -> None:
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+    if not is_int(repeats) or repeats < 1:
         raise ValueError(f"timing: repeats must be an int ≥ 1, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"timing: warmup must be an int ≥ 0, got {warmup!r}")
+    check_int(warmup, "warmup", "timing", low=0)
 
 
 def interleaved(fns: Sequence[Callable[[], object]], *, repeats: int = 30, warmup: int = 5) -> list[Timing]:
