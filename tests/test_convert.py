@@ -102,3 +102,17 @@ def test_convert_bad_arguments():
         convert(small_resnet(), "shfit")
     with pytest.raises(TypeError, match=r"cp: unknown option\(s\) rnk; it takes rank"):
         convert(small_resnet(), "cp", rnk=3)
+
+
+def test_convert_where_that_matches_no_layer_names_the_layers_there_are():
+    model = small_resnet()
+    with pytest.raises(ValueError, match=r"convert: where='3\.conv3' matches no convolution of Sequential; ") as error:
+        convert(model, "shift", where="3.conv3")
+    assert "'3.conv1'" in str(error.value) and "'3.conv2'" in str(error.value)  # the close names first
+    with pytest.raises(ValueError, match=r"where=\['layer1\.\*', 'stem'\] matches no convolution") as error:
+        convert(model, "shift", where=["layer1.*", "stem"])
+    assert "'0'" in str(error.value) and "(8 in all)" in str(error.value)
+    assert all(isinstance(m, nn.Conv2d) for m in (model[0], model[3].conv1))  # nothing was replaced
+    with pytest.raises(ValueError, match=r"where='conv' matches no layer: Linear has no convolution"):
+        convert(nn.Linear(4, 4), "shift", where="conv")
+    assert convert(model, "shift", where=lambda name, m: False).replaced == []  # a function may select nothing

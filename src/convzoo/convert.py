@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from convzoo.core.conv import same_padding
+from convzoo.core.names import close_matches
 from convzoo.ops.base import Op, check_options, create_op
 from convzoo.registry import OPS
 
@@ -25,6 +26,7 @@ __all__ = ["convert", "ConvertReport", "Replaced", "Skipped"]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 Where = str | Iterable[str] | Callable[[str, nn.Module], bool] | None
+_SHOWN = 5  # layer names a "matches nothing" error lists
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,33 @@ def _describe(module: nn.Module) -> str:
     )
 
 
-def _matcher(where: Where) -> Callable[[str, nn.Module], bool]:
+def _patterns(where: Where) -> list[str] | None:
+    """The globs of ``where``, or ``None`` when it is no glob (everything, or a function)."""
+    if where is None or callable(where):
+        return None
+    return [where] if isinstance(where, str) else list(where)
+
+
+def _matcher(where: Where, patterns: list[str] | None) -> Callable[[str, nn.Module], bool]:
+    if patterns is not None:
+        return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
     if where is None:
         return lambda name, module: True
-    if isinstance(where, str):
-        return lambda name, module: fnmatch.fnmatchcase(name, where)
-    if callable(where):
-        return where
-    patterns = list(where)
-    return lambda name, module: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return where
+
+
+def _no_match_message(model: nn.Module, patterns: list[str], layers: list[str]) -> str:
+    """Why a glob ``where`` selected nothing, naming the layers it could have selected (close ones first)."""
+    asked = repr(patterns[0]) if len(patterns) == 1 else repr(patterns)
+    if not layers:
+        return f"convert: where={asked} matches no layer: {type(model).__name__} has no convolution to replace"
+    close = dict.fromkeys(name for p in patterns for name in close_matches(p, layers))
+    shown = list(close) or layers[:_SHOWN]
+    more = f" ({len(layers)} in all)" if len(layers) > len(shown) else ""
+    return (
+        f"convert: where={asked} matches no convolution of {type(model).__name__}; "
+        f"its convolutions include {', '.join(map(repr, shown))}{more}"
+    )
 
 
 def _conv_arguments(module: nn.Module, accepted: list[str]) -> tuple[dict[str, Any], str | None]:
@@ -130,20 +150,21 @@ def convert(
     Each replacement keeps the channels, kernel size, stride, dims, bias, device and dtype of the
     layer it replaces and is built with ``create_op(to, ..., **options)``; its weights are freshly
     initialised. ``where`` selects layers by qualified name: a glob (``"layer1.*"``), a list of
-    globs, or ``f(name, module) -> bool``. 1×1 convs mix channels, not space, so they are kept
-    unless ``include_pointwise=True``. A layer the target cannot honour (dilation, groups, padding
-    that is not "same", an option the target rejects) is kept and listed in ``report.skipped``
-    with the reason; nothing is skipped silently.
+    globs, or ``f(name, module) -> bool``; globs that match no convolution raise ``ValueError``
+    naming the convolutions there are (a misspelt pattern is not an empty report). 1×1 convs mix
+    channels, not space, so they are kept unless ``include_pointwise=True``. A layer the target
+    cannot honour (dilation, groups, padding that is not "same", an option the target rejects) is
+    kept and listed in ``report.skipped`` with the reason; nothing is skipped silently.
     """
     entry = OPS.get(to)
     accepted = check_options(to, options)
-    match = _matcher(where)
+    patterns = _patterns(where)
+    match = _matcher(where, patterns)
     report = ConvertReport(target=to)
-    candidates = [
-        (name, module)
-        for name, module in model.named_modules()
-        if name and isinstance(module, (*_CONVS, Op)) and match(name, module)
-    ]
+    layers = [(name, module) for name, module in model.named_modules() if name and isinstance(module, (*_CONVS, Op))]
+    candidates = [(name, module) for name, module in layers if match(name, module)]
+    if patterns is not None and not candidates:  # a glob that selects nothing is a mistake, not an empty report
+        raise ValueError(_no_match_message(model, patterns, [name for name, _ in layers]))
     # an op nested inside a replaced op goes with its parent
     replaced_prefixes: list[str] = []
     for name, module in candidates:
