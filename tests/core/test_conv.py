@@ -54,3 +54,19 @@ def test_same_padding():
     assert same_padding((3, 3), dilation=2) == (2, 2)
     with pytest.raises(ValueError, match="same_padding: dilation must be an int or a tuple of 2 ints"):
         same_padding((3, 3), dilation=(1, 2, 3))
+
+
+def test_run_conv_routes_plain_conv_modules_and_calls_others():
+    from torch import nn
+
+    from convzoo.core.conv import run_conv
+
+    torch.manual_seed(0)
+    conv = nn.Conv3d(8, 16, 5, padding=2, groups=8, bias=True).bfloat16()
+    x = torch.randn(1, 8, 1, 1, 9).bfloat16()
+    reference = F.conv3d(x.double(), conv.weight.double(), conv.bias.double(), padding=2, groups=8)
+    out = run_conv(conv, x)
+    assert (out.double() - reference).abs().max() <= 0.05 * reference.abs().max()  # NaN on AMX as conv(x)
+    circular = nn.Conv1d(2, 2, 3, padding=1, padding_mode="circular")
+    y = torch.randn(1, 2, 6)
+    torch.testing.assert_close(run_conv(circular, y), circular(y))

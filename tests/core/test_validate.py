@@ -109,3 +109,11 @@ def test_check_conv_args_is_the_op_contract():
         check_conv_args("op", 4, 8, 3, 3, 2, max_stride=2)
     with pytest.raises(ValueError, match=r"op: out_channels must be a positive int, got 0"):
         check_conv_args("op", 4, 0, 3, 1, 2)
+
+
+def test_is_number_is_a_finite_real_that_is_not_a_bool():
+    from convzoo.core.validate import is_number
+
+    assert is_number(1) and is_number(-0.5) and is_number(0)
+    for bad in (True, math.nan, math.inf, -math.inf, "1", None, 1j):
+        assert not is_number(bad), bad

@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from convzoo.core.validate import ntuple
 
-__all__ = ["CONV_FUNCTIONS", "conv_nd", "same_padding"]
+__all__ = ["CONV_FUNCTIONS", "conv_nd", "run_conv", "same_padding"]
 
 CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _REDUCED = (torch.bfloat16, torch.float16)
@@ -56,6 +56,23 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any
         y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
         return y[(..., *(slice(None, None, s) for s in strides))]
     return CONV_FUNCTIONS[dim](x, weight, bias, **kwargs)
+
+
+def run_conv(module: nn.Module, x: Tensor) -> Tensor:
+    """``module(x)`` for a plain ``nn.Conv{1,2,3}d`` (zero padding) run through :func:`conv_nd`, so the upstream
+    routes apply to ops that keep their convolutions as modules; any other module (a deploy form put in its
+    place, a conv with another padding mode) is simply called."""
+    if type(module) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) and module.padding_mode == "zeros":
+        return conv_nd(
+            x,
+            module.weight,
+            module.bias,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+        )
+    return module(x)
 
 
 def same_padding(kernel_size: Sequence[int], dilation: Sequence[int] | int = 1) -> tuple[int, ...]:

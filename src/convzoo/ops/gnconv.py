@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.conv import run_conv
 from convzoo.core.validate import check_int, check_number
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
@@ -71,7 +72,7 @@ class GnConv(Op):
         self.check_input(x)
         fused = self.proj_in(x)  # (N, 2C, *S)
         gate, gated = torch.split(fused, (self.dims[0], sum(self.dims)), dim=1)  # (N, C_0, *S), (N, ΣC_k, *S)
-        spatial = torch.split(self.dwconv(gated) * self.scale, self.dims, dim=1)  # (N, C_k, *S) each
+        spatial = torch.split(run_conv(self.dwconv, gated) * self.scale, self.dims, dim=1)  # (N, C_k, *S) each
         y = gate * spatial[0]
         for pointwise, q in zip(self.pws, spatial[1:], strict=True):
             y = pointwise(y) * q

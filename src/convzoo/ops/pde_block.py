@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from convzoo.core.conv import same_padding
+from convzoo.core.conv import run_conv, same_padding
 from convzoo.core.validate import check_int
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
@@ -97,7 +97,7 @@ class PDEBlock(Op):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         a, b = self.bn1(self.conv1(x)).chunk(2, dim=1)  # 2 x (N, width, *S)
-        v = self.bn3(self.conv3(self.bn2(self.conv2(a * b))))  # (N, C_out, *S')
+        v = self.bn3(self.conv3(self.bn2(run_conv(self.conv2, a * b))))  # (N, C_out, *S')
         out = self.skip(x) + v
         if self.use_hardball:
             out = hardball(out, self.out_channels**0.5)
