@@ -1,4 +1,9 @@
-"""CIFAR-10 and CIFAR-100 from a local folder in the standard python-pickle layout (no download)."""
+"""CIFAR-10 and CIFAR-100 from a local folder in the standard python-pickle layout (no download).
+
+The files are pickles, and unpickling runs whatever a file names; they are read with an unpickler that
+resolves only the few globals a CIFAR batch holds (numpy arrays and their dtypes), so a crafted file is
+refused with a clear error instead of running code.
+"""
 
 from __future__ import annotations
 
@@ -20,16 +25,40 @@ _LAYOUT = {
 }
 
 
+# the globals a CIFAR batch pickle references (numpy ≥ 2 moved numpy.core to numpy._core)
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only dicts, lists, strings, numbers, bytes and numpy arrays and scalars."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR batch never holds")
+        return super().find_class(module, name)
+
+
 def _unpickle(name: str, path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{name}: missing {str(path)!r}; expected layout: {_LAYOUT[name]}")
     try:
         with path.open("rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError) as error:
         raise ValueError(
             f"{name}: {str(path)!r} is not a CIFAR pickle ({error}); expected layout: {_LAYOUT[name]}"
         ) from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{name}: {str(path)!r} holds a {type(batch).__name__}, expected a CIFAR batch dict")
+    return batch
 
 
 def _batch(name: str, path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:

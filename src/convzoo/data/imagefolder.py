@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +23,23 @@ def _scan(folder: Path) -> dict[str, list[Path]]:
 
 
 def read_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    """One image file as ``(channels, size, size)`` floats in [0, 1] (resized with bicubic filtering)."""
+    """One image file as ``(channels, size, size)`` floats in [0, 1] (resized with bicubic filtering).
+
+    Pillow's decompression-bomb limit stays on, and is strict here: an image above ``Image.MAX_IMAGE_PIXELS``
+    (a small file that would decode to gigabytes) is refused before it is decoded, as are empty and
+    unreadable files.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC)
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BICUBIC)
+                array = np.asarray(image, dtype=np.float32) / 255.0
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ValueError(f"imagefolder: refusing {str(path)!r}: {error}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"imagefolder: cannot read {str(path)!r} as an image ({error})") from None
     tensor = torch.from_numpy(array)
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)  # (C, H, W)
