@@ -1,0 +1,1 @@
+"""Looking inside trained convolutions: attribution, linear interpretation, kernel statistics, CKA."""
