@@ -1,27 +1,11 @@
-"""``convzoo train``, ``convzoo eval`` and ``convzoo predict``."""
+"""``convzoo train``, ``convzoo eval`` and ``convzoo predict``: :func:`convzoo.train.train`,
+:func:`~convzoo.train.evaluate_checkpoint` and :func:`~convzoo.train.predict` from the command line."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from convzoo.commands._util import UsageError, positive_int, table
-
-
-def _cfg(pairs: list[str]) -> dict:
-    """``--cfg key=value`` pairs, values parsed as JSON where they parse (``layers=[1,1,1]``), else strings."""
-    cfg = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--cfg expects key=value, got {pair!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        cfg[key] = tuple(parsed) if isinstance(parsed, list) else parsed
-    return cfg
+from convzoo.commands._util import assignments, positive_int, table
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -44,7 +28,7 @@ def run_train(args: argparse.Namespace) -> int:
         ema_decay=args.ema,
         seed=args.seed,
         out=args.out,
-        cfg=_cfg(args.cfg),
+        cfg=assignments("--cfg", args.cfg),
         progress=not args.no_progress,
         device=args.device,
     )
@@ -59,49 +43,22 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from convzoo.data import load_dataset
-    from convzoo.train import build_from_checkpoint, evaluate
+    from convzoo.train import evaluate_checkpoint
 
-    model, checkpoint = build_from_checkpoint(args.checkpoint)
-    data = args.data or checkpoint.meta.get("data", {}).get("name")
-    root = args.data_root if args.data_root is not None else checkpoint.meta.get("data", {}).get("root")
-    if data is None:
-        raise UsageError("the checkpoint names no dataset; pass --data")
-    test = load_dataset(data, "test", root)
-    if test.info.num_classes != checkpoint.architecture["num_classes"]:
-        raise UsageError(
-            f"{data} has {test.info.num_classes} classes but the checkpoint's model has "
-            f"{checkpoint.architecture['num_classes']}"
-        )
-    loss, accuracy = evaluate(model, test)
-    print(f"{checkpoint.describe()} on {data} test: accuracy {accuracy:.4f}, loss {loss:.4f} ({len(test)} images)")
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.data_root)
+    print(
+        f"{result.model} on {result.data} test: accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
+        f"({result.images} images)"
+    )
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import torch
+    from convzoo.train import predict
 
-    from convzoo.data.imagefolder import read_image
-    from convzoo.train import build_from_checkpoint
-
-    model, checkpoint = build_from_checkpoint(args.checkpoint)
-    data = checkpoint.meta.get("data", {})
-    if not data.get("image_size"):
-        raise UsageError(f"{args.checkpoint} records no input image size; it was not trained on an image dataset")
-    size, channels = data["image_size"][0], data["channels"]
-    mean = torch.tensor(data["mean"]).view(-1, 1, 1)
-    std = torch.tensor(data["std"]).view(-1, 1, 1)
-    names = data.get("class_names") or [str(i) for i in range(checkpoint.architecture["num_classes"])]
-    k = min(args.top_k, len(names))
-    rows = []
-    for path in args.images:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no image file {path!r}")
-        image = (read_image(Path(path), size, channels) - mean) / std
-        with torch.no_grad():
-            probs = model(image[None]).softmax(1)[0]
-        top = probs.topk(k)
-        rows.append((path, ", ".join(f"{names[i]} {p:.3f}" for p, i in zip(top.values, top.indices, strict=True))))
+    predictions = predict(args.checkpoint, args.images, args.top_k)
+    k = len(predictions[0].top)
+    rows = [(p.image, ", ".join(f"{name} {probability:.3f}" for name, probability in p.top)) for p in predictions]
     print(table(("image", f"top-{k} classes (probability)"), rows))
     return 0
 

@@ -25,12 +25,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from convzoo.data.base import load_dataset
+from convzoo.data.base import DatasetInfo, load_dataset
 from convzoo.train.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine"]
@@ -88,11 +88,23 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """The trained model, its last test metrics, every epoch's record, the checkpoint folder, and the data it
+    was trained on (its test split's description: classes, channels, image size), so a caller that goes on to
+    measure the model need not load the data again."""
+
     model: nn.Module
     test_accuracy: float
     test_loss: float
     history: list[dict[str, Any]]
     checkpoint: Path | None
+    data: DatasetInfo | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(1, C, H, W)``: one input of the data the model was trained on."""
+        if self.data is None:
+            raise ValueError("train: this result records no dataset, so no input shape")
+        return (1, self.data.channels, *self.data.image_size)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -108,18 +120,36 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str = "cpu") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (eval mode) on ``dataset``."""
-    was_training = model.training
-    model.eval()
+def evaluate(
+    model: nn.Module | Callable[[Tensor], Tensor],
+    dataset: Dataset,
+    batch_size: int = 256,
+    device: str = "cpu",
+    *,
+    fixed_batch: bool = False,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``dataset``: the project's one accuracy loop.
+
+    ``model`` is a module or any callable from images ``(B, C, H, W)`` to logits ``(B, classes)`` (a TorchScript
+    file, an onnxruntime session). ``fixed_batch=True`` feeds it batches of exactly ``batch_size``, the last one
+    padded with copies of its first image and the padding's logits dropped: traced, frozen and lowered deploy forms
+    are specialised to their batch size.
+    """
+    was_training = isinstance(model, nn.Module) and model.training
+    if was_training:  # a module already in eval mode is left alone (exported programs refuse .eval())
+        model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     for images, labels in DataLoader(dataset, batch_size=batch_size):
-        images, labels = images.to(device), labels.to(device)
-        logits = model(images)
+        images, labels = images.to(device), labels.to(device)  # (b, C, H, W), (b,) with b ≤ batch_size
+        count = labels.numel()
+        if fixed_batch and count < batch_size:
+            images = torch.cat([images, images[:1].expand(batch_size - count, *images.shape[1:])])
+        logits = model(images)[:count]  # (b, classes)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
-        seen += labels.numel()
-    model.train(was_training)
+        seen += count
+    if was_training:
+        model.train()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
@@ -302,7 +332,8 @@ def train(
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return TrainResult(model, test_acc, test_loss, history, (out / "checkpoint") if out is not None else None)
+    checkpoint_path = (out / "checkpoint") if out is not None else None
+    return TrainResult(model, test_acc, test_loss, history, checkpoint_path, test_set.info)
 
 
 def _progress(loader: DataLoader, enabled: bool, description: str):

@@ -1,0 +1,84 @@
+"""A trained checkpoint at work: its test accuracy (``convzoo eval``) and its top classes for image files
+(``convzoo predict``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from convzoo.core.validate import check_int
+from convzoo.data.base import load_dataset
+from convzoo.train.checkpoint import build_from_checkpoint
+from convzoo.train.trainer import evaluate
+
+__all__ = ["CheckpointEval", "Prediction", "evaluate_checkpoint", "predict"]
+
+
+@dataclass(frozen=True)
+class CheckpointEval:
+    """Test accuracy and loss of a checkpoint (``model`` is its one-line description) on ``images`` test images."""
+
+    model: str
+    data: str
+    accuracy: float
+    loss: float
+    images: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The ``top`` classes of one image as ``(class name, probability)``, most probable first."""
+
+    image: str
+    top: tuple[tuple[str, float], ...]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: str | None = None, root: str | Path | None = None
+) -> CheckpointEval:
+    """Accuracy of the checkpoint folder ``checkpoint`` on the test split of ``data`` (default: the dataset it was
+    trained on, read from ``root``, default the folder it was trained from); the class counts must agree."""
+    model, saved = build_from_checkpoint(checkpoint)
+    recorded = saved.meta.get("data", {})
+    data = data or recorded.get("name")
+    root = root if root is not None else recorded.get("root")
+    if data is None:
+        raise ValueError(f"evaluate_checkpoint: {str(checkpoint)!r} names no dataset; pass data= (--data)")
+    test = load_dataset(data, "test", root)
+    classes = saved.architecture["num_classes"]
+    if test.info.num_classes != classes:
+        raise ValueError(f"{data} has {test.info.num_classes} classes but the checkpoint's model has {classes}")
+    loss, accuracy = evaluate(model, test)
+    return CheckpointEval(saved.describe(), data, accuracy, loss, len(test))
+
+
+def predict(checkpoint: str | Path, images: Sequence[str | Path], top_k: int = 5) -> list[Prediction]:
+    """The ``top_k`` most probable classes of each image file, read and standardised as the checkpoint's training
+    images were (size, channels, mean and std recorded in it)."""
+    from convzoo.data.imagefolder import read_image
+
+    check_int(top_k, "top_k", "predict")
+    model, saved = build_from_checkpoint(checkpoint)
+    data = saved.meta.get("data", {})
+    if not data.get("image_size"):
+        raise ValueError(f"{checkpoint} records no input image size; it was not trained on an image dataset")
+    size, channels = data["image_size"][0], data["channels"]
+    mean = torch.tensor(data["mean"]).view(-1, 1, 1)  # (C, 1, 1)
+    std = torch.tensor(data["std"]).view(-1, 1, 1)
+    names = data.get("class_names") or [str(i) for i in range(saved.architecture["num_classes"])]
+    k = min(top_k, len(names))
+    predictions = []
+    for path in images:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no image file {str(path)!r}")
+        image = (read_image(Path(path), size, channels) - mean) / std  # (C, H, W)
+        with torch.no_grad():
+            probabilities = model(image[None]).softmax(1)[0]  # (classes,)
+        top = probabilities.topk(k)
+        predictions.append(
+            Prediction(str(path), tuple((names[i], p.item()) for p, i in zip(top.values, top.indices, strict=True)))
+        )
+    return predictions
