@@ -1,15 +1,19 @@
-"""Deployment: BN folding and Tune mode, re-parameterisation, int8 quantisation, ONNX export, per-layer optimisation."""
+"""Deployment: BN folding and Tune mode, re-parameterisation, int8 quantisation, ONNX export, per-layer optimisation,
+and :func:`deploy_checkpoint`, all of them applied to a trained checkpoint and measured (``convzoo deploy``)."""
 
 from convzoo.deploy.binarize import binarize
 from convzoo.deploy.export import OnnxExport, export_onnx, onnx_session, save_torchscript
 from convzoo.deploy.fuse_bn import find_conv_bn_pairs, fuse_bn
 from convzoo.deploy.optimize import FFTConv, OptimizePlan, fft_conv, optimize, optimize_with_report
+from convzoo.deploy.pipeline import DeployForm, DeployReport, deploy_checkpoint
 from convzoo.deploy.quantize import QuantizeReport, model_size_bytes, quantize, quantize_with_report
 from convzoo.deploy.quantize_pt2e import PT2EInt8
 from convzoo.deploy.reparam import ReparamReport, reparameterize, reparameterize_with_report
 from convzoo.deploy.tune import TuneConvBN, saved_tensor_bytes, tune_mode
 
 __all__ = [
+    "DeployForm",
+    "DeployReport",
     "FFTConv",
     "OnnxExport",
     "OptimizePlan",
@@ -18,6 +22,7 @@ __all__ = [
     "ReparamReport",
     "TuneConvBN",
     "binarize",
+    "deploy_checkpoint",
     "export_onnx",
     "fft_conv",
     "find_conv_bn_pairs",
