@@ -64,3 +64,24 @@ def test_bad_options_fail_before_training(kwargs, message):
 def test_cli_bad_op_exits_2(capsys):
     assert main(["study", "--ops", "conv,nope", "--no-progress"]) == 2
     assert "unknown op 'nope'" in capsys.readouterr().err
+
+
+def test_the_study_measures_on_the_data_train_loaded_without_loading_it_again(tmp_path, monkeypatch):
+    import convzoo.data
+    import convzoo.data.base
+    import convzoo.train.trainer
+    from convzoo.study import run_study
+
+    loads = []
+    original = convzoo.data.base.load_dataset
+
+    def counting(name, split="train", root=None, **options):
+        loads.append((name, split))
+        return original(name, split, root, **options)
+
+    for module in (convzoo.data, convzoo.data.base, convzoo.train.trainer):
+        monkeypatch.setattr(module, "load_dataset", counting)
+    config = StudyConfig(ops=("conv",), epochs=1, out=str(tmp_path), repeats=3, progress=False)
+    (row,), _ = run_study(config)
+    assert row.status == "ok" and row.params > 0
+    assert loads == [("digits", "train"), ("digits", "test")]

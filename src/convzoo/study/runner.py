@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from convzoo.core.validate import check_int
 from convzoo.ops.base import kernel_for
 from convzoo.registry import MODELS, OPS
 
@@ -46,8 +47,8 @@ class StudyConfig:
         if len(set(self.ops)) != len(self.ops):
             raise ValueError(f"study: ops must be distinct, got {', '.join(self.ops)}")
         MODELS.get(self.model)
-        if self.epochs < 1 or self.repeats < 1:
-            raise ValueError(f"study: epochs and repeats must be ≥ 1, got {self.epochs} and {self.repeats}")
+        check_int(self.epochs, "epochs", "study")
+        check_int(self.repeats, "repeats", "study")
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _study_one(config: StudyConfig, op: str, bar) -> StudyRow:
     except ValueError as error:  # the op cannot stand in this backbone: reported, not hidden
         return StudyRow(op, f"skipped: {error}", kernel)
     train_s = time.perf_counter() - started
-    sample = _input_shape(config)
+    sample = result.input_shape  # the data train() loaded, not loaded again
     measured = profile(result.model, input_shape=sample, threads=config.threads, repeats=config.repeats, name=op)
     bar.set_postfix(op=op, acc=f"{result.test_accuracy:.3f}", ms=f"{measured.latency_ms:.2f}")
     return StudyRow(
@@ -106,13 +107,6 @@ def _study_one(config: StudyConfig, op: str, bar) -> StudyRow:
         train_s,
         result.history,
     )
-
-
-def _input_shape(config: StudyConfig) -> tuple[int, ...]:
-    from convzoo.data import load_dataset
-
-    info = load_dataset(config.data, "test", config.data_root).info
-    return (1, info.channels, *info.image_size)
 
 
 def run_study(config: StudyConfig) -> tuple[list[StudyRow], dict[str, Path]]:
