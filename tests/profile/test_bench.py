@@ -1,17 +1,15 @@
-"""convzoo bench: every suite runs with --quick, the harness interleaves, checks reparameterisations, writes JSON."""
+"""The bench harness: registered suites, interleaved pairs, reparameterisations checked, cases skipped with reasons,
+suites selected by case name (the `convzoo bench` command itself: tests/commands/test_bench.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 
 import pytest
 import torch
 from torch import nn
 
 import convzoo.benchmarks  # noqa: F401  (registers the suites)
-from convzoo.cli import main
 from convzoo.profile import MachinePeaks
 from convzoo.profile import bench as bench_module
 from convzoo.profile.bench import Case, run_case, run_suite
@@ -29,24 +27,6 @@ def cache(tmp_path, monkeypatch):
 def test_the_four_suites_are_registered():
     assert set(SUITE_NAMES) <= set(SUITES.names())
     assert SUITES.get("inception").papers == ("inceptionnext",) and SUITES.get("reparam").papers == ("unireplknet",)
-
-
-@pytest.mark.parametrize("suite", SUITES.names())
-def test_every_suite_runs_quick_from_the_command_line(suite, tmp_path, capsys):
-    assert main(["bench", suite, "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert f"### convzoo bench {suite} --quick" in out and "| A/B time |" in out and "1 threads" in out
-    data = json.loads((tmp_path / f"bench-{suite}-quick.json").read_text())
-    assert data["suite"] == suite and data["quick"] and data["threads"] == 1 and data["repeats"] >= 20
-    assert "load_average" in data and data["machine"]["quick"]
-    assert data["cases"], data["skipped"]
-    for case in data["cases"]:
-        assert case["ratio"] == pytest.approx(case["a"]["median_ms"] / case["b"]["median_ms"])
-        assert case["speedup"] == pytest.approx(1 / case["ratio"])
-        assert case["a"]["macs"] >= 0 and case["a"]["bytes"] > 0 and case["b"]["params"] >= 0
-        if suite in SUITE_NAMES:  # every B of these is a module with weights (a conv baseline)
-            assert case["b"]["params"] > 0
-    assert out.count("\n| ") == len(data["cases"]) + 1  # header + one line per case
 
 
 def test_ops_suite_covers_every_grid_op_against_both_baselines():
@@ -115,38 +95,6 @@ def test_a_case_that_cannot_be_built_is_skipped_with_its_reason(monkeypatch):
     assert result.results == () and result.skipped == (("broken: toy vs conv", "toy: cannot stand at this shape"),)
     assert "Skipped:\n- broken: toy vs conv: toy: cannot stand at this shape" in result.markdown()
     assert bench_module.MIN_REPEATS == 20
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["bench", "opz", "--quick"], "unknown suite 'opz'; did you mean 'ops'"),
-        (["bench"], "name a suite ("),
-        (["bench", "shift", "--repeats", "5"], "expected at least 20 repeats, got '5'"),
-        (["bench", "shift", "--quick", "--only", "nope"], "bench shift: no case name contains 'nope' (cases: "),
-        (["bench", "all", "--quick", "--only", "nope"], "no case of any suite has a name containing 'nope'"),
-    ],
-)
-def test_bench_usage_errors_exit_2_with_one_line(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        sys.exit(main(argv))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1, err
-
-
-def test_suites_are_listed(capsys):
-    assert main(["suites"]) == 0 and main(["bench", "--list"]) == 0
-    out = capsys.readouterr().out
-    assert all(out.count(f"\n{name} ") == 2 for name in SUITES.names())
-
-
-def test_only_keeps_the_cases_whose_name_contains_the_text(tmp_path, capsys):
-    every = [case.name for case in SUITES.get("binary").obj(quick=True)]
-    assert main(["bench", "binary", "--quick", "--threads", "1", "--only", "int8", "--out", str(tmp_path)]) == 0
-    data = json.loads((tmp_path / "bench-binary-quick.json").read_text())
-    kept = [case["name"] for case in data["cases"]]
-    assert kept == [name for name in every if "int8" in name] and 0 < len(kept) < len(every)
 
 
 def test_select_suites_finds_the_suites_with_a_matching_case_before_measuring():

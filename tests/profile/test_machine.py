@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from convzoo.cli import main
 from convzoo.profile import machine
 from convzoo.profile.machine import MachinePeaks, cache_dir, machine_peaks, peaks_path
 
@@ -68,13 +67,3 @@ def test_refresh_and_an_unreadable_cache_measure_again(monkeypatch):
     assert machine_peaks(3) == PEAKS
     assert machine_peaks(3) == PEAKS and measured == [3]
     assert machine_peaks(3, refresh=True) == PEAKS and measured == [3, 3]
-
-
-def test_machine_command_prints_the_peaks(capsys):
-    assert main(["machine", "--quick", "--threads", "1"]) == 0
-    out = capsys.readouterr().out
-    for field in ("fp32 compute roof", "fp32 matmul", "fp32 conv3x3", "copy bandwidth", "ridge point", "quick sizes"):
-        assert field in out
-    assert main(["machine", "--quick", "--threads", "1", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["threads"] == 1 and data["quick"] and data["ridge"] > 0

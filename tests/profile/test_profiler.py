@@ -1,16 +1,15 @@
-"""profile(): rows and totals agree with counting, the roofline arithmetic, waterline ≤ measured, the CLI."""
+"""profile(): rows and totals agree with counting, the roofline arithmetic, waterline ≤ measured (the `convzoo
+profile` command: tests/commands/test_profile.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
 from torch import nn
 
 from convzoo import create_op
-from convzoo.cli import main
 from convzoo.profile import MachinePeaks, count_layers, machine_peaks, profile
 from convzoo.profile.machine import peaks_path
 
@@ -95,46 +94,3 @@ def test_profile_restores_mode_and_threads():
 def test_bad_arguments(args, kwargs, error, message):
     with pytest.raises(error, match=message):
         profile(*args, peaks=PEAKS, repeats=1, warmup=0, **kwargs)
-
-
-def test_cli_profiles_an_op_and_writes_the_report(tmp_path, capsys):
-    out = tmp_path / "report"
-    argv = ["profile", "op:shift", "--channels", "16", "--input", "1x8x12x12", "--repeats", "3", "--out", str(out)]
-    assert main([*argv, "--threads", "1"]) == 0
-    text = capsys.readouterr().out
-    assert "op:shift: input 1x8x12x12" in text and "waterline" in text and "(root)" in text
-    assert (out / "report.html").is_file() and (out / "profile.json").is_file()
-    assert main(["profile", "op:conv", "--input", "1x4x6x6", "--repeats", "2", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["totals"]["macs"] == 4 * 4 * 9 * 36 and data["layers"][0]["type"] == "Conv"
-
-
-def test_cli_profiles_a_module_factory(tmp_path, monkeypatch, capsys):
-    (tmp_path / "my_nets.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(2, 3, 1)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(["profile", "my_nets:build", "--input", "1x2x4x4", "--repeats", "2", "--csv"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("name,type,own_ops") and lines[1].startswith("(root),Conv2d,False,1,9,96,192,")
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["profile", "resnt18"], "unknown target 'resnt18'; did you mean 'resnet18'"),
-        (["profile", "op:shfit"], "unknown op 'shfit'; did you mean 'shift'"),
-        (["profile", "op:shift", "--input", "1x8x0x4"], "expected a shape like 1x3x224x224 with positive sizes"),
-        (["profile", "op:conv", "--input", "1x4x6x6", "--kernel-size", "2"], "conv: kernel_size must be odd"),
-        (["profile", "op:shift", "--option", "speed=1"], "shift: unknown option(s) speed"),
-        (["profile", "op:conv", "--input", "1x4"], "needs an input (N, C, *spatial)"),
-        (["profile", "nosuchmodule_xyz:build", "--input", "1x2x4x4"], "cannot import 'nosuchmodule_xyz'"),
-        (["profile", "os:getcwd", "--input", "1x2x4x4"], "expected a factory returning an nn.Module, got str"),
-        (["profile", "os:getcwd"], "a module:factory target needs --input"),
-        (["profile", "resnet18", "--input", "1x4x32x32", "--repeats", "1"], "resnet18 cannot run on input 1x4x32x32"),
-    ],
-)
-def test_cli_bad_names_and_shapes_exit_2_with_one_line(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        sys.exit(main(argv))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1, err

@@ -1,10 +1,12 @@
-"""convzoo deploy: a checkpoint in, the deploy form and a before/after table out; usage errors exit 2."""
+"""convzoo deploy: a checkpoint in, the deploy forms and a before/after table out (FX and PT2E int8 included);
+usage errors exit 2. The pipeline itself is convzoo.deploy.deploy_checkpoint (tests/deploy/test_pipeline.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import warnings
+import zipfile
 
 import pytest
 import torch
@@ -62,6 +64,37 @@ def test_int8_needs_calibration_data(checkpoint, tmp_path, capsys):
 def test_calib_without_int8(checkpoint, tmp_path, capsys):
     assert main(["deploy", str(checkpoint), "--calib", "digits", "--out", str(tmp_path)]) == 2
     assert "--calib only applies with --int8" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # torch.compile of the int8 graph, at the calibration and the latency batch
+def test_pt2e_int8_writes_the_exported_program_and_the_float_report(checkpoint, tmp_path, capsys):
+    pytest.importorskip("torchao")
+    out = tmp_path / "deployed"
+    args = [str(checkpoint), "--int8", "--int8-backend", "pt2e", "--calib", "digits", "--repeats", "2"]
+    assert main(["deploy", *args, "--out", str(out)]) == 0
+    assert "int8 ptq (pt2e)" in capsys.readouterr().out
+    before, after = json.loads((out / "deploy.json").read_text())["results"]
+    assert abs(after["accuracy"] - before["accuracy"]) <= 0.05
+    # int8 weights; the graph's JSON, which outweighs them in so small a model, is left out of the comparison
+    with zipfile.ZipFile(out / "int8.pt2") as archive:
+        weights = sum(i.file_size for i in archive.infolist() if "/data/weights/weight_" in i.filename)
+    assert weights < 0.3 * before["bytes"] and after["bytes"] == (out / "int8.pt2").stat().st_size
+    loaded = torch.export.load(str(out / "int8.pt2")).module()
+    assert loaded(load_dataset("digits", "test").images[:3]).shape == (3, 10)
+    assert (out / "quantize.md").read_text().startswith("int8 ptq (pt2e)")
+
+
+@pytest.mark.parametrize("backend", ["fx", "pt2e"])
+def test_int8_backend_needs_int8(checkpoint, tmp_path, capsys, backend):
+    assert main(["deploy", str(checkpoint), "--int8-backend", backend, "--out", str(tmp_path)]) == 2
+    assert "--int8-backend only applies with --int8" in capsys.readouterr().err
+
+
+def test_unknown_int8_backend(checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["deploy", str(checkpoint), "--int8", "--int8-backend", "tflite", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'tflite' (choose from" in capsys.readouterr().err
 
 
 def _load(path: str):
