@@ -30,6 +30,7 @@ KERNELS = (1, 2, 3, 3, 4, 5, 5, 7)  # mostly odd: an even kernel is refused by m
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 DEFAULT_EXAMPLES = 50
 SLOW_EXAMPLES = 500
+GRID_OPS = [e.name for e in OPS.entries() if e.kind in ("grid", "attention", "sequence")]  # the (N, C, *S) contract
 
 
 @st.composite
@@ -112,13 +113,13 @@ _default = _property(DEFAULT_EXAMPLES)
 _slow = _property(SLOW_EXAMPLES)
 
 
-@pytest.mark.parametrize("name", OPS.names())
+@pytest.mark.parametrize("name", GRID_OPS)
 def test_contract_holds_for_random_arguments(name):
     _default(name)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", OPS.names())
+@pytest.mark.parametrize("name", GRID_OPS)
 def test_contract_holds_for_many_random_arguments(name):
     _slow(name)
 
