@@ -23,7 +23,7 @@ SCALAR = {
 
 
 def slow_semiring_conv2d(x, w, semiring, stride, padding, groups):
-    """The definition, one output value at a time, with Python scalars: ⊕ over (i, δ) of w[o, i, δ] ⊗ x[i, s·p+δ−pad]."""
+    """The definition, one output at a time in Python scalars: ⊕ over (i, δ) of w[o, i, δ] ⊗ x[i, s·p+δ−pad]."""
     plus, times, zero = SCALAR[semiring]
     x, w = x.numpy(), w.numpy()
     n, c_in, h, wd = x.shape

@@ -219,8 +219,8 @@ class SemiringConv(Op):
     def dense_kernel(self) -> ConvSpec:
         if self.semiring != "plus_times":
             raise NotImplementedError(
-                f"{type(self).registry_name}: semiring {self.semiring!r} is not linear shift-invariant: it has no dense "
-                "kernel (only semiring='plus_times' has)"
+                f"{type(self).registry_name}: semiring {self.semiring!r} is not linear shift-invariant: it has no "
+                "dense kernel (only semiring='plus_times' has)"
             )
         bias = None if self.bias is None else self.bias.detach().clone()
         padding = same_padding(self.kernel_size)
