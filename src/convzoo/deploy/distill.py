@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.ops.long_conv import LongConv, fft_causal_conv
 
 __all__ = [
@@ -108,8 +109,7 @@ def fit_modal(
     response: Tensor, order: int, *, hankel_size: int = 256, refine_steps: int = 0, refine_lr: float = 1e-3
 ) -> ModalFit:
     """Fit an order-``order`` diagonal recurrence to each channel of the causal ``response`` ``(C, K)``."""
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(f"distill: order must be a positive int, got {order!r}")
+    check_int(order, "order", "distill")
     if response.dim() != 2 or response.shape[-1] < 3:
         raise ValueError(f"distill: expected a response of shape (C, K) with K ≥ 3, got {tuple(response.shape)}")
     size = _hankel_size(response.shape[-1], hankel_size)
