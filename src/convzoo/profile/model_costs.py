@@ -28,7 +28,8 @@ class ModelCost:
 def model_costs(pattern: str | None = None, *, macs: bool = True) -> list[ModelCost]:
     """:class:`ModelCost` of each registered model whose name matches the glob ``pattern`` (all for ``None``),
     sorted by name; ``macs=False`` skips counting MACs (faster)."""
-    from convzoo.models.base import list_models, meta_macs, meta_param_count
+    from convzoo.models import list_models
+    from convzoo.models.base import meta_macs, meta_param_count
     from convzoo.registry import MODELS
 
     costs = []

@@ -45,7 +45,7 @@ def _build_op(
 def _build_model(
     name: str, input_shape: tuple[int, ...] | None, channels: int | None, options: Mapping[str, Any], op: str | None
 ) -> tuple[nn.Module, tuple[int, ...]]:
-    from convzoo.models.base import create_model
+    from convzoo.models import create_model
     from convzoo.registry import MODELS
 
     entry = MODELS.get(name)

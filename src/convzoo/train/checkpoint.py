@@ -141,7 +141,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 def build_from_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     """Rebuild the checkpoint's architecture and load its weights; returns the model in eval mode."""
-    from convzoo.models.base import create_model
+    from convzoo.models import create_model
 
     checkpoint = read_checkpoint(path)
     arch = checkpoint.architecture

@@ -193,7 +193,7 @@ def train(
     ``on_epoch_end(record)`` is called on rank 0 after each epoch's checkpoint with that epoch's
     metrics; returning ``False`` stops the run there (it can be resumed later with ``resume=True``).
     """
-    from convzoo.models.base import create_model
+    from convzoo.models import create_model
 
     world, rank, local_rank = _distributed()
     if config.device is not None:
