@@ -9,6 +9,7 @@ functional ReLUs (``F.relu``, ``x.relu()``), which Captum's module hooks do not 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -66,6 +67,13 @@ def attribute(
     check_choice(method, CAPTUM_METHODS, "method", "attribute")
     attr = _captum()
     model.eval()
+    with warnings.catch_warnings():
+        # Captum warns that it sets requires_grad on the input and hooks ReLUs, both by design here
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+        return _attribute(attr, model, x, method, target, window, stride, steps, batch, progress)
+
+
+def _attribute(attr, model, x, method, target, window, stride, steps, batch, progress) -> Tensor:
     target = default_target(model, x) if target is None else target
     if method == "saliency":
         return attr.Saliency(model).attribute(x, target=target, abs=True).detach()
