@@ -38,4 +38,6 @@ def test_version_and_module_entry_point():
 def test_each_command_module_has_its_test_file():
     modules = {m.name for m in pkgutil.iter_modules(convzoo.commands.__path__) if not m.name.startswith("_")}
     tests = {path.stem.removeprefix("test_") for path in (Path(__file__).parent / "commands").glob("test_*.py")}
-    assert modules == tests
+    untested = sorted(modules - tests)
+    assert not untested, f"add tests/commands/test_<module>.py for convzoo.commands {', '.join(untested)}"
+    assert tests <= modules, f"tests/commands has files for no command module: {sorted(tests - modules)}"
