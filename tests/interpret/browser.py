@@ -1,4 +1,4 @@
-"""Render a report page in headless Chromium and say what the browser saw: images decoded, script errors, console errors.
+"""Render a report page in headless Chromium and say what it saw: images decoded, script and console errors.
 
 The page is copied with a small script appended that, after the ``load`` event, writes into the DOM how many
 ``<img>`` elements there are and which failed to decode; ``--dump-dom`` prints that DOM and
