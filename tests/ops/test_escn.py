@@ -17,6 +17,7 @@ from convzoo.ops.escn import (
     edge_frame,
     from_irreps_array,
     load_tensor_product_,
+    so2_order_index,
     to_irreps_array,
 )
 
@@ -88,6 +89,25 @@ def test_m_truncation_drops_exactly_the_orders_above_m_max():
     expected = projector @ full.edge_messages(projector @ x, frame)
     torch.testing.assert_close(truncated.edge_messages(x, frame), expected, rtol=1e-10, atol=1e-10)
     assert (truncated.edge_messages(x, frame) - full.edge_messages(x, frame)).abs().max() > 1e-3
+
+
+def test_edge_frame_is_e3nns_wigner_d_of_the_edge_rotation():
+    vec = torch.randn(50, 3, dtype=torch.float64)
+    vec[0] = torch.tensor([0.0, 2.0, 0.0])  # along the polar axis
+    vec[1] = torch.tensor([0.0, -1.0, 0.0])
+    frame = edge_frame(vec, 5)
+    alpha, beta = o3.xyz_to_angles(vec)
+    with default_dtype(torch.float64):
+        wigner = _irreps(1, 5).D_from_angles(alpha, beta, torch.zeros_like(alpha))  # (E, D, D)
+    index, _ = so2_order_index(5, 5)  # the frame keeps D(R_e)ᵀ's rows in order-major order
+    torch.testing.assert_close(frame.to_frame, wigner.transpose(1, 2)[:, index], rtol=0, atol=1e-12)
+    harmonics = o3.spherical_harmonics(
+        _irreps(1, 5), vec, True, normalization="component"
+    )  # rotated into the frame: only m = 0
+    in_frame = (frame.to_frame @ harmonics[..., None])[..., 0]
+    torch.testing.assert_close(
+        in_frame[:, :6], torch.sqrt(2 * torch.arange(6.0, dtype=torch.float64) + 1).expand(50, 6)
+    )
 
 
 def test_to_and_from_irreps_array_round_trip_and_match_e3nn_layout():
