@@ -80,6 +80,7 @@ def test_optimize_chooses_per_layer_and_stays_equivalent():
     optimized, plan = optimize_with_report(model, x, repeats=2)
     assert set(plan.layers) == {"2", "3"}
     assert set(plan.layers["2"]) == {"as trained", "fft"} and set(plan.layers["3"]) == {"as trained", "dense"}
+    assert set(plan.layers_cl) == {"2", "3"} and set(plan.layers_cl["3"]) == {"as trained", "dense"}
     assert plan.whole_chosen in plan.whole and "eager" in plan.whole and "channels_last" in plan.whole
     assert plan.ratio > 0 and "| 2 |" in plan.markdown()
     with torch.no_grad():
@@ -97,7 +98,7 @@ def test_forms_that_cannot_be_built_are_reported_not_dropped(monkeypatch):
     monkeypatch.setattr(optimize_module, "FrozenGraph", refuse)
     model = nn.Sequential(create_op("conv", 3, 4), nn.ReLU()).eval()
     _, plan = optimize_with_report(model, torch.randn(1, 3, 8, 8), repeats=2)
-    assert set(plan.whole) == {"eager", "channels_last"}
+    assert set(plan.whole) == {"as trained", "eager", "channels_last"}
     assert plan.rejected["frozen graph + oneDNN fusion"] == "could not be built: RuntimeError: cannot script this model"
     assert "| not used | why |" in plan.markdown()
 
@@ -139,3 +140,26 @@ def test_optimize_times_the_conv_form_of_each_linear():
     assert set(plan.layers["2"]) == {"as trained", "1×1 conv (oneDNN)"}
     with torch.no_grad():
         torch.testing.assert_close(optimized(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_the_model_as_given_is_a_timed_form_and_the_layout_is_stated():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 7, padding=3, groups=8)).eval()
+    x = torch.randn(2, 3, 12, 12)
+    optimized, plan = optimize_with_report(model, x, repeats=3)
+    assert plan.original_ms == plan.whole["as trained"]
+    assert plan.whole[plan.whole_chosen] == min(plan.whole.values()) and plan.ratio >= 1.0
+    assert plan.layout == ("channels_last" if plan.whole_chosen.startswith("channels_last") else "contiguous")
+    assert f"{plan.layout} memory" in plan.markdown() and "| channels_last |" in plan.markdown()
+    with torch.no_grad():
+        torch.testing.assert_close(optimized(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_layers_are_timed_on_channels_last_inputs():
+    formats = []
+    conv = nn.Conv2d(4, 4, 15, padding=7, groups=4)
+    conv.register_forward_pre_hook(
+        lambda m, args: formats.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    optimize_with_report(nn.Sequential(conv).eval(), torch.randn(1, 4, 20, 20), repeats=2)
+    assert True in formats and False in formats  # the layer ran in both layouts

@@ -2,7 +2,10 @@
 
 Layer forms: the layer as trained, the dense kernel of a linear convzoo op (``dense_kernel().to_module()``), for
 kernels of 15 or more an FFT convolution, and for ``nn.Linear`` a 1×1 oneDNN convolution over its rows.
-Whole-model forms: eager, channels_last, a traced, frozen TorchScript graph (``torch.jit.freeze`` +
+Every layer is timed on the input it sees in both memory layouts (contiguous and, for 4-d/5-d inputs,
+channels-last: on Intel CPUs NCHW depthwise convolution is several times slower than channels-last), so each
+layout gets its own per-layer choice. Whole-model forms: the model as given, eager, channels_last, a traced, frozen
+TorchScript graph (``torch.jit.freeze`` +
 ``optimize_for_inference``, which fuses conv + bias + ReLU) with and without channels_last, the frozen graph run by
 the oneDNN Graph fuser (fused kernels in blocked layouts), and on request (``compile=True``) the model compiled by
 ``torch.compile`` (inductor, freezing). Every form is checked against the original output to 1e-4 relative
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -99,24 +103,52 @@ class FFTConv(nn.Module):
         return y
 
 
+def to_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``module`` with every parameter and buffer of the format's rank (4-d for channels_last, 5-d for
+    channels_last_3d) stored in ``memory_format``, in place; other tensors stay as they are (``nn.Module.to``
+    refuses a module holding, say, 5-d expert kernels when asked for channels_last)."""
+    rank = 4 if memory_format is torch.channels_last else 5
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == rank:
+            tensor.data = tensor.data.contiguous(memory_format=memory_format)
+    return module
+
+
 class _ChannelsLast(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+    """A model run in channels-last memory: its 4-d (5-d) weights and its input converted once per call."""
+
+    def __init__(self, model: nn.Module, memory_format: torch.memory_format = torch.channels_last) -> None:
         super().__init__()
-        self.model = model.to(memory_format=torch.channels_last)
+        self.memory_format = memory_format
+        self.model = to_memory_format(model, memory_format)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x.contiguous(memory_format=torch.channels_last))
+        return self.model(x.contiguous(memory_format=self.memory_format))
+
+
+def channels_last_format(example: Tensor) -> torch.memory_format | None:
+    """The channels-last memory format for inputs shaped like ``example`` (4-d or 5-d), else ``None``."""
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(example.dim())
 
 
 @dataclass
 class OptimizePlan:
-    """Per-layer times of each form (ms), the chosen forms, and the end-to-end choice."""
+    """Per-layer times of each form (ms) in each memory layout, the chosen forms, and the end-to-end choice.
+
+    ``layers``/``chosen`` are the per-layer measurements in the default (contiguous) layout, ``layers_cl`` /
+    ``chosen_cl`` the same layers measured on channels-last inputs (4-d and 5-d models). ``whole`` times every
+    whole-model form, the model as given (``"as trained"``) included, so the chosen form is never one measured
+    slower than it; ``layout`` is the memory layout the chosen form runs in.
+    """
 
     layers: dict[str, dict[str, float]] = field(default_factory=dict)
     chosen: dict[str, str] = field(default_factory=dict)
+    layers_cl: dict[str, dict[str, float]] = field(default_factory=dict)
+    chosen_cl: dict[str, str] = field(default_factory=dict)
     whole: dict[str, float] = field(default_factory=dict)
     whole_chosen: str = "eager"
     original_ms: float = 0.0
+    threads: int = 1
     rejected: dict[str, str] = field(default_factory=dict)  # "layer: form" or whole-model form → why it was not timed
 
     @property
@@ -124,18 +156,28 @@ class OptimizePlan:
         """Original time / optimised time, end to end."""
         return self.original_ms / self.whole[self.whole_chosen]
 
+    @property
+    def layout(self) -> str:
+        """``"channels_last"`` or ``"contiguous"``: the memory layout the chosen form runs in."""
+        return "channels_last" if self.whole_chosen.startswith("channels_last") else "contiguous"
+
     def markdown(self) -> str:
-        lines = ["| layer | chosen | forms (ms) |", "|---|---|---|"]
-        for name, forms in self.layers.items():
-            times = ", ".join(f"{form} {ms:.3f}" for form, ms in forms.items())
-            lines.append(f"| {name} | {self.chosen[name]} | {times} |")
+        lines = ["| layer | layout | chosen | forms (ms) |", "|---|---|---|---|"]
+        for layout, layers, chosen in (
+            ("contiguous", self.layers, self.chosen),
+            ("channels_last", self.layers_cl, self.chosen_cl),
+        ):
+            for name, forms in layers.items():
+                times = ", ".join(f"{form} {ms:.3f}" for form, ms in forms.items())
+                lines.append(f"| {name} | {layout} | {chosen[name]} | {times} |")
         lines += ["", "| whole model | ms |", "|---|---|"]
         lines += [
             f"| {form}{' (chosen)' if form == self.whole_chosen else ''} | {ms:.3f} |"
             for form, ms in self.whole.items()
         ]
         lines.append(
-            f"\nend to end: {self.original_ms:.3f} ms → {self.whole[self.whole_chosen]:.3f} ms ({self.ratio:.2f}×)"
+            f"\nend to end ({self.threads} thread{'s' if self.threads != 1 else ''}): {self.original_ms:.3f} ms → "
+            f"{self.whole[self.whole_chosen]:.3f} ms ({self.ratio:.2f}×), {self.whole_chosen}, {self.layout} memory"
         )
         if self.rejected:
             lines += ["", "| not used | why |", "|---|---|"]
@@ -241,65 +283,99 @@ class CompiledGraph(nn.Module):
             return self.compiled(x)
 
 
-@torch.no_grad()
-def optimize_with_report(
-    model: nn.Module, example_input: Tensor, *, repeats: int = 10, whole_forms: bool = True, compile: bool = False
-) -> tuple[nn.Module, OptimizePlan]:
-    """:func:`optimize`, also returning the :class:`OptimizePlan` (what was measured and chosen)."""
-    original = copy.deepcopy(model).eval()
-    model = copy.deepcopy(original)
-    plan = OptimizePlan()
-    reference = original(example_input)
+def _choose_layer_forms(
+    model: nn.Module,
+    example: Tensor,
+    repeats: int,
+    plan: OptimizePlan,
+    layers: dict[str, dict[str, float]],
+    chosen: dict[str, str],
+    memory_format: torch.memory_format | None = None,
+) -> nn.Module:
+    """Time each multi-form layer of ``model`` on the input it sees (in ``memory_format``), keep the fastest form.
+
+    Forms are built from the layer as trained; with a memory format each is converted to it, so a dense kernel or an
+    FFT form is timed as it would run in a channels-last model.
+    """
+    if memory_format is not None:
+        model = to_memory_format(model, memory_format)
+        example = example.contiguous(memory_format=memory_format)
+    suffix = "" if memory_format is None else " (channels_last)"
     inputs: dict[str, Tensor] = {}
-    layers = _candidates(model)
+    candidates = _candidates(model)
     handles = [
         module.register_forward_pre_hook(lambda m, args, name=name: inputs.setdefault(name, args[0]))
-        for name, module in layers
+        for name, module in candidates
     ]
-    model(example_input)
+    model(example)
     for handle in handles:
         handle.remove()
-    for name, module in layers:
+    for name, module in candidates:
         if name not in inputs:
             continue
         x = inputs[name]
         expected = module(x)
         forms = {}
         for form, candidate in _layer_forms(module).items():
+            if memory_format is not None:
+                candidate = to_memory_format(candidate, memory_format)
             if form == "as trained" or _close(expected, candidate(x)):
                 forms[form] = candidate
             else:
-                plan.rejected[f"{name}: {form}"] = "differs from the layer by more than 1e-4 relative"
+                plan.rejected[f"{name}: {form}{suffix}"] = "differs from the layer by more than 1e-4 relative"
         timings = interleaved([lambda m=m, x=x: m(x) for m in forms.values()], repeats=repeats, warmup=2)
-        plan.layers[name] = {form: t.median_ms for form, t in zip(forms, timings, strict=True)}
-        plan.chosen[name] = min(plan.layers[name], key=plan.layers[name].get)
-        if plan.chosen[name] != "as trained":
-            set_submodule(model, name, forms[plan.chosen[name]])
-    wholes: dict[str, nn.Module] = {"eager": model}
+        layers[name] = {form: t.median_ms for form, t in zip(forms, timings, strict=True)}
+        chosen[name] = min(layers[name], key=layers[name].get)
+        if chosen[name] != "as trained":
+            set_submodule(model, name, forms[chosen[name]])
+    return model
+
+
+def _try_build(plan: OptimizePlan, wholes: dict[str, nn.Module], form: str, build) -> None:
+    try:
+        wholes[form] = build()
+    except Exception as error:  # noqa: BLE001  (a model TorchScript or inductor cannot take keeps its other forms)
+        plan.rejected[form] = f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+
+
+@torch.no_grad()
+def optimize_with_report(
+    model: nn.Module, example_input: Tensor, *, repeats: int = 10, whole_forms: bool = True, compile: bool = False
+) -> tuple[nn.Module, OptimizePlan]:
+    """:func:`optimize`, also returning the :class:`OptimizePlan` (what was measured and chosen)."""
+    original = copy.deepcopy(model).eval()
+    plan = OptimizePlan(threads=torch.get_num_threads())
+    reference = original(example_input)
+    eager = _choose_layer_forms(copy.deepcopy(original), example_input, repeats, plan, plan.layers, plan.chosen)
+    wholes: dict[str, nn.Module] = {"as trained": original, "eager": eager}
+    memory_format = channels_last_format(example_input)
+    if whole_forms and memory_format is not None:
+        per_layer_cl = _choose_layer_forms(
+            copy.deepcopy(original), example_input, repeats, plan, plan.layers_cl, plan.chosen_cl, memory_format
+        )
+        wholes["channels_last"] = _ChannelsLast(per_layer_cl, memory_format)
     if whole_forms:
-        if example_input.dim() == 4:
-            wholes["channels_last"] = _ChannelsLast(copy.deepcopy(model))
-        builds = [(f"{form} + frozen graph", wholes[form], False) for form in wholes]
-        builds.append(("frozen graph + oneDNN fusion", model, True))
-        for form, base, fusion in builds:
-            try:
-                wholes[form] = FrozenGraph(base, example_input, onednn_fusion=fusion)
-            except Exception as error:  # noqa: BLE001  (a model TorchScript cannot trace keeps its eager forms)
-                plan.rejected[form] = f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+        for form in [f for f in wholes if f != "as trained"]:
+            _try_build(plan, wholes, f"{form} + frozen graph", partial(FrozenGraph, wholes[form], example_input))
+        _try_build(
+            plan,
+            wholes,
+            "frozen graph + oneDNN fusion",
+            partial(FrozenGraph, eager, example_input, onednn_fusion=True),
+        )
         if compile:
-            try:
-                wholes["torch.compile (inductor, freezing)"] = CompiledGraph(copy.deepcopy(model), example_input)
-            except Exception as error:  # noqa: BLE001  (no C++ compiler, an op inductor cannot lower)
-                plan.rejected["torch.compile (inductor, freezing)"] = (
-                    f"could not be built: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
-                )
-    for form in [f for f, m in wholes.items() if not _close(reference, m(example_input))]:
+            _try_build(
+                plan,
+                wholes,
+                "torch.compile (inductor, freezing)",
+                partial(CompiledGraph, copy.deepcopy(eager), example_input),
+            )
+    for form in [f for f, m in wholes.items() if f != "as trained" and not _close(reference, m(example_input))]:
         plan.rejected[form] = "differs from the model by more than 1e-4 relative"
         del wholes[form]
-    runners = [original, *wholes.values()]
-    timings = interleaved([lambda m=m: m(example_input) for m in runners], repeats=repeats, warmup=2)
-    plan.original_ms = timings[0].median_ms
-    plan.whole = {form: t.median_ms for form, t in zip(wholes, timings[1:], strict=True)}
+    timings = interleaved([lambda m=m: m(example_input) for m in wholes.values()], repeats=repeats, warmup=2)
+    plan.whole = {form: t.median_ms for form, t in zip(wholes, timings, strict=True)}
+    plan.original_ms = plan.whole["as trained"]
     plan.whole_chosen = min(plan.whole, key=plan.whole.get)
     return wholes[plan.whole_chosen], plan
 
@@ -313,10 +389,12 @@ def optimize(model: nn.Module, example_input: Tensor, *, repeats: int = 10, comp
     """The fastest equivalent of ``model`` for inputs shaped like ``example_input`` on this machine.
 
     Each layer with several forms (as trained, dense kernel of a linear op, FFT for kernels ≥ 15, a Linear as a
-    1×1 oneDNN conv) is timed on the input it sees; then the whole model is timed eager, channels_last, and as a
-    frozen TorchScript graph, and with
+    1×1 oneDNN conv) is timed on the input it sees, in each memory layout; then the whole model is timed as given,
+    eager, channels_last, and as a frozen TorchScript graph, and with
     ``compile=True`` also as a :class:`CompiledGraph` (``torch.compile``, inductor with freezing: often the
     fastest, at the price of a compile per input shape and of a form that saves only as its eager model). Forms
-    that differ from the original by more than 1e-4 relative are discarded. See :func:`optimize_with_report`.
+    that differ from the original by more than 1e-4 relative are discarded. The model as given is one of the
+    timed forms, so the result is never one measured slower than it; the plan states the chosen layout
+    (``plan.layout``). See :func:`optimize_with_report`.
     """
     return optimize_with_report(model, example_input, repeats=repeats, compile=compile)[0]
