@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 import torch
+from tests.interpret.browser import assert_renders, needs_chromium
 
 from convzoo.cli import main
 from convzoo.data import load_dataset
 from convzoo.models import create_model
 from convzoo.train import save_checkpoint
-from tests.interpret.browser import assert_renders, needs_chromium
 
 
 def _checkpoint(folder, seed: int):
@@ -44,7 +44,8 @@ def test_explain_writes_a_page_that_renders(checkpoints, image, tmp_path, capsys
     pytest.importorskip("captum")
     out = tmp_path / "page"
     methods = "saliency,occlusion,linear,sensitivity,deconvnet,filters,spectra"
-    assert main(["explain", str(checkpoints[0]), str(image), "--method", methods, "--out", str(out), "--window", "4", "--stride", "4", "--quiet"]) == 0  # fmt: skip
+    argv = ["explain", str(checkpoints[0]), str(image), "--method", methods, "--out", str(out), "--quiet"]
+    assert main([*argv, "--window", "4", "--stride", "4"]) == 0
     printed = capsys.readouterr().out
     assert "saliency" in printed and f"wrote {out / 'index.html'}" in printed
     pngs = sorted(p.name for p in out.glob("*.png"))

@@ -25,14 +25,14 @@ _PROBE = """<script>
 window.__errors = [];
 window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
 window.addEventListener("load", () => {
+  // after "load" every <img> has loaded or failed: a decoded one has a non-zero natural size
   const images = Array.from(document.images);
-  Promise.all(images.map(i => i.decode().then(() => null, () => i.alt || i.src.slice(0, 40)))).then(bad => {
-    const result = {images: images.length, failed: bad.filter(b => b !== null),
-      sizes: images.map(i => [i.naturalWidth, i.naturalHeight]), errors: window.__errors, title: document.title};
-    const node = document.createElement("pre");
-    node.id = "__probe"; node.textContent = JSON.stringify(result);
-    document.body.appendChild(node);
-  });
+  const bad = images.filter(i => !(i.complete && i.naturalWidth > 0));
+  const result = {images: images.length, failed: bad.map(i => i.alt),
+    sizes: images.map(i => [i.naturalWidth, i.naturalHeight]), errors: window.__errors, title: document.title};
+  const node = document.createElement("pre");
+  node.id = "__probe"; node.textContent = JSON.stringify(result);
+  document.body.appendChild(node);
 });
 </script>"""
 
