@@ -1,9 +1,14 @@
 """The bench harness: registered suites, interleaved pairs, reparameterisations checked, cases skipped with reasons,
-suites selected by case name (the `convzoo bench` command itself: tests/commands/test_bench.py)."""
+suites selected by case name, the run's conditions (fingerprint, threads and why, load, other processes' CPU time
+and the warning when they shared the cores), table suites (the `convzoo bench` command itself:
+tests/commands/test_bench.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -98,13 +103,67 @@ def test_a_case_that_cannot_be_built_is_skipped_with_its_reason(monkeypatch):
 
 
 def test_select_suites_finds_the_suites_with_a_matching_case_before_measuring():
-    from convzoo.profile.bench import select_suites
+    from convzoo.profile.bench import select_suites, suite_case_names
 
     assert select_suites("shift") == ["shift"] and select_suites("all") == SUITES.names()
     assert select_suites("all", only="int8", quick=True) == [
-        name for name in SUITES.names() if any("int8" in case.name for case in SUITES.get(name).obj(quick=True))
+        name for name in SUITES.names() if any("int8" in case for case in suite_case_names(name, quick=True))
     ]
     with pytest.raises(ValueError, match=r"bench shift: no case name contains 'nope' \(cases: "):
         select_suites("shift", only="nope", quick=True)
     with pytest.raises(ValueError, match=r"bench: no case of any suite has a name containing 'nope'"):
         select_suites("all", only="nope", quick=True)
+
+
+def test_a_run_states_its_machine_threads_and_load():
+    result = run_suite("shift", quick=True, threads=1, peaks=PEAKS, only="1x16x8x8")
+    data = result.to_dict()
+    assert data["fingerprint"]["threads"] == 1 and data["threads_reason"] == "asked for"
+    assert {"load_before", "load_after", "others_cpu_s", "own_cpu_s", "wall_s"} <= set(data["load"])
+    assert data["load"]["wall_s"] > 0 and data["load_average"] == data["load"]["load_before"]
+    header = result.markdown().split("\n| case |")[0]
+    assert f"machine: {result.conditions.fingerprint['cpu']}" in header and "threads: 1 (asked for)" in header
+    assert "load average" in header
+
+
+def test_a_busy_process_beside_the_bench_is_warned_about():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning
+        result = run_suite("shift", quick=True, threads=1, peaks=PEAKS, only="1x16x8x8")
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert result.conditions.load.others_cpu_s > 0
+    assert "warning: other processes kept" in result.markdown() and result.to_dict()["warning"]
+
+
+def test_without_threads_the_harness_measures_on_no_more_than_the_idle_cores(monkeypatch):
+    from convzoo.profile import timing
+
+    monkeypatch.setattr(timing, "load_average", lambda: 62.5)
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 64)
+    result = run_suite("shift", quick=True, peaks=PEAKS, only="1x16x8x8")
+    assert result.threads == 1 and "1 idle (of 64 cpus, 63 busy: 1-minute load 62.50)" in result.markdown()
+
+
+def test_table_suites_measure_rows_and_print_their_notes(monkeypatch):
+    from convzoo.profile.bench import Column, Row, TablePlan, TableResult
+
+    def plan(quick=False, batch=None):
+        def measure(size, repeats, warmup, peaks):
+            if size == 0:
+                raise ValueError("toy: nothing to measure")
+            return {"size": size, "ms": size / 10}
+
+        rows = [Row(f"row{size}", lambda size=size, **kw: measure(size, **kw)) for size in (0, 1, 2)]
+        notes = lambda records: [f"{len(records)} rows measured"]  # noqa: E731
+        return TablePlan(rows, (Column("name", "row"), Column("ms", "ms", ".2f")), threads=1, notes=notes)
+
+    monkeypatch.setitem(SUITES._entries, "toyt", dataclasses.replace(SUITES.get("shift"), name="toyt", obj=plan))
+    result = run_suite("toyt", peaks=PEAKS)
+    assert isinstance(result, TableResult) and result.threads == 1 and "the suite's 1" in result.markdown()
+    assert "| row1 | 0.10 |\n| row2 | 0.20 |\n\n2 rows measured" in result.markdown()
+    assert result.skipped == (("row0", "toy: nothing to measure"),)
+    assert [r["name"] for r in result.to_dict()["rows"]] == ["row1", "row2"]
+    assert [r["name"] for r in run_suite("toyt", peaks=PEAKS, only="row2").records] == ["row2"]

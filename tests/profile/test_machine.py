@@ -67,3 +67,19 @@ def test_refresh_and_an_unreadable_cache_measure_again(monkeypatch):
     assert machine_peaks(3) == PEAKS
     assert machine_peaks(3) == PEAKS and measured == [3]
     assert machine_peaks(3, refresh=True) == PEAKS and measured == [3, 3]
+
+
+def test_fingerprint_states_the_cpu_its_isa_and_the_libraries(monkeypatch):
+    facts = machine.fingerprint(3)
+    assert facts["threads"] == 3 and facts["torch"] == torch.__version__ and facts["cpu"] == machine.cpu_name()
+    assert set(facts["isa"]) <= set(machine.ISA_FLAGS) and facts["logical_cpus"] >= facts["usable_cpus"] >= 1
+    assert facts["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    if torch.backends.mkldnn.is_available():
+        assert facts["onednn"][0].isdigit()
+    line = machine.fingerprint_line(facts)
+    assert facts["cpu"] in line and "3 threads" in line and f"torch {torch.__version__}" in line
+    # without /proc/cpuinfo the ISA comes from torch's own probe
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: {})
+    facts = machine.fingerprint(1)
+    assert facts["isa_source"] == "torch.backends.cpu.get_cpu_capability"
+    assert ("avx512f" in facts["isa"]) == (facts["cpu_capability"] == "AVX512")

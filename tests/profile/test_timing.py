@@ -66,3 +66,29 @@ def test_load_average_is_reported_where_the_os_has_one():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_choose_threads_keeps_to_the_idle_cores(monkeypatch):
+    monkeypatch.setattr(timing_module, "load_average", lambda: 2.3)
+    monkeypatch.setattr(timing_module.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(timing_module.torch, "get_num_threads", lambda: 8)
+    assert timing_module.choose_threads()[0] == 5  # 8 − ceil(2.3)
+    assert timing_module.choose_threads(None, preferred=1)[0] == 1
+    assert timing_module.choose_threads(7) == (7, "asked for")
+    monkeypatch.setattr(timing_module, "load_average", lambda: 11.0)
+    threads, why = timing_module.choose_threads()
+    assert threads == 1 and "1 idle (of 8 cpus, 11 busy" in why
+    monkeypatch.setattr(timing_module, "load_average", lambda: None)
+    assert timing_module.choose_threads() == (8, "default: the fewest of torch's 8, 8 cpus (load average unknown)")
+
+
+def test_load_warns_only_when_other_processes_used_the_cores():
+    from convzoo.profile.timing import SHARED_CORES, Load
+
+    quiet = Load(0.1, 0.2, wall_s=2.0, own_cpu_s=2.0, others_cpu_s=0.01, cpus=2)
+    busy = Load(1.5, 2.5, wall_s=2.0, own_cpu_s=1.0, others_cpu_s=3.0, cpus=2)
+    assert quiet.warning(1) is None and quiet.others_cores < SHARED_CORES
+    assert busy.others_cores == 1.5 and "other processes kept 1.50 of 2 cores busy" in busy.warning(1)
+    no_stat = Load(1.5, 1.5, wall_s=1.0, own_cpu_s=1.0, others_cpu_s=None, cpus=2)
+    assert "load average was 1.50 on 2 cores" in no_stat.warning(1) and no_stat.warning(0) is None
+    assert set(busy.to_dict()) >= {"load_before", "load_after", "others_cpu_s", "others_cores"}

@@ -1,4 +1,5 @@
-"""``convzoo bench SUITE``: registered benchmark suites of (A, B) pairs timed interleaved, as a markdown table."""
+"""``convzoo bench SUITE``: registered benchmark suites, (A, B) pairs timed interleaved or rows against the roofline,
+as markdown tables headed by the machine, the threads and why, and the load the run shared the machine with."""
 
 from __future__ import annotations
 
@@ -36,10 +37,9 @@ def run_suites(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from convzoo.profile.bench import run_suite, select_suites
+    from convzoo.profile.bench import run_suite, select_suites, suite_threads
     from convzoo.profile.machine import peaks_path
+    from convzoo.profile.timing import choose_threads
     from convzoo.registry import SUITES
 
     if args.list:
@@ -55,14 +55,16 @@ def run_bench(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"  {case} ...", file=sys.stderr)
 
-    threads = args.threads or torch.get_num_threads()
-    if not peaks_path(threads, args.quick).is_file():
-        print(f"measuring this machine's peaks at {threads} threads once (a few seconds) ...", file=sys.stderr)
     for name in names:  # one suite at a time, each printed as soon as it is measured
+        threads, why = choose_threads(args.threads, suite_threads(name))
+        print(f"bench {name}: {threads} threads ({why})", file=sys.stderr)
+        if not peaks_path(threads, args.quick).is_file():
+            print(f"measuring this machine's peaks at {threads} threads once (a few seconds) ...", file=sys.stderr)
         result = run_suite(
             name,
             quick=args.quick,
-            threads=args.threads,
+            threads=threads,
+            threads_reason=why,
             repeats=args.repeats,
             warmup=args.warmup,
             batch=args.batch,
@@ -76,11 +78,19 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="run a benchmark suite: (A, B) pairs timed interleaved, ratios as markdown")
+    bench = sub.add_parser(
+        "bench", help="run a benchmark suite: (A, B) pairs timed interleaved, or rows against the roofline, as markdown"
+    )
     bench.add_argument("suite", nargs="?", help="a registered suite (`--list`), or all")
     bench.add_argument("--list", action="store_true", help="list the suites")
     bench.add_argument("--quick", action="store_true", help="tiny sizes (seconds; what the tests run)")
-    bench.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: torch's)")
+    bench.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="intra-op threads (default: no more than the idle cores, cpus − rounded-up 1-minute load, nor than "
+        "torch's default or a suite's own count)",
+    )
     bench.add_argument("--repeats", type=_repeats, default=25, help="timed rounds per case (≥ 20; default 25)")
     bench.add_argument("--warmup", type=_non_negative, default=5, help="untimed rounds first (default 5)")
     bench.add_argument("--batch", type=positive_int, default=None, help="override the suite's batch size")

@@ -33,7 +33,19 @@ import torch.nn.functional as F
 from convzoo.core.files import atomic_write_text
 from convzoo.profile.timing import measure, use_threads
 
-__all__ = ["MachinePeaks", "cache_dir", "cpu_name", "machine_peaks", "measure_peaks", "native_bf16", "peaks_path"]
+__all__ = [
+    "ISA_FLAGS",
+    "MachinePeaks",
+    "cache_dir",
+    "cpu_name",
+    "fingerprint",
+    "fingerprint_line",
+    "machine_peaks",
+    "measure_peaks",
+    "native_bf16",
+    "onednn_version",
+    "peaks_path",
+]
 
 # matmul (side, repeats) and 3×3 conv (channels, side, repeats): the best of a few sizes, small ones repeated more so
 # that on a shared machine some sample still lands in a quiet moment; the copy is 128 MiB each way (2^25 fp32).
@@ -119,6 +131,77 @@ def cpu_name() -> str:
     """The CPU model as the OS reports it (``model name`` in /proc/cpuinfo, else the platform's name)."""
     info = _cpuinfo()
     return info.get("model name") or info.get("Model") or platform.processor() or platform.machine() or "unknown cpu"
+
+
+# The ISA extensions that change which kernels oneDNN, MKL and ATen run (and so the figures): /proc/cpuinfo names.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _isa() -> tuple[list[str], str]:
+    """The :data:`ISA_FLAGS` this CPU has and where that was read: /proc/cpuinfo, else torch's capability probe."""
+    flags = set((_cpuinfo().get("flags") or "").split())
+    if flags:
+        return [flag for flag in ISA_FLAGS if flag in flags], "/proc/cpuinfo"
+    probes = {
+        "avx512_vnni": "_is_avx512_vnni_supported",
+        "avx512_bf16": "_is_avx512_bf16_supported",
+        "amx_tile": "_is_amx_tile_supported",
+    }
+    capability = torch.backends.cpu.get_cpu_capability()  # "DEFAULT", "AVX2", "AVX512", ...
+    found = {"avx2": capability in ("AVX2", "AVX512"), "avx512f": capability == "AVX512"}
+    found |= {flag: bool(getattr(torch.cpu, probe, lambda: False)()) for flag, probe in probes.items()}
+    return [flag for flag in ISA_FLAGS if found.get(flag)], "torch.backends.cpu.get_cpu_capability"
+
+
+def onednn_version() -> str | None:
+    """oneDNN's version as torch was built with it (``torch.__config__.show()``), ``None`` without oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    found = re.search(r"(?:MKL-DNN|oneDNN)\s+v?([0-9][0-9.]*)", torch.__config__.show())
+    return found.group(1) if found else "unknown version"
+
+
+_CPU_ID = ("cpu family", "model", "stepping")  # /proc/cpuinfo keys: a generic "model name" (VMs) still tells apart
+
+
+def fingerprint(threads: int | None = None) -> dict:
+    """What produced a figure: CPU model and vendor, the ISA extensions that pick kernels, cores, torch, oneDNN and
+    the intra-op threads (``threads``, default the count in force). The one statement every measurement carries
+    (``convzoo bench``, ``convzoo profile``, ``convzoo machine`` and the study).
+
+    >>> sorted(fingerprint(1))  # doctest: +NORMALIZE_WHITESPACE
+    ['cpu', 'cpu_capability', 'cpu_id', 'isa', 'isa_source', 'logical_cpus', 'onednn', 'platform', 'python', 'threads',
+     'torch', 'usable_cpus', 'vendor']
+    """
+    info = _cpuinfo()
+    isa, source = _isa()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu_name(),
+        "vendor": info.get("vendor_id") or platform.machine() or "unknown",
+        "cpu_id": " ".join(f"{key.split()[-1]} {info[key]}" for key in _CPU_ID if key in info),
+        "isa": isa,
+        "isa_source": source,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "torch": torch.__version__,
+        "onednn": onednn_version(),
+        "threads": torch.get_num_threads() if threads is None else threads,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.release()}",
+    }
+
+
+def fingerprint_line(facts: dict) -> str:
+    """A :func:`fingerprint` as one line for a report header."""
+    isa = " ".join(facts["isa"]) or "none of " + "/".join(ISA_FLAGS[:3])
+    onednn = f"oneDNN {facts['onednn']}" if facts["onednn"] else "no oneDNN"
+    return (
+        f"{facts['cpu']} ({facts['vendor']} {facts['cpu_id']}; {isa}; ATen {facts['cpu_capability']}), "
+        f"{facts['usable_cpus']}/{facts['logical_cpus']} cpus usable, {facts['threads']} threads, "
+        f"torch {facts['torch']}, {onednn}"
+    )
 
 
 def native_bf16() -> bool:

@@ -25,11 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import is_int
-from convzoo.profile.counting import LayerCount, count_layers, eval_no_grad, walk_layers
+from convzoo.profile.counting import LayerCount, ModelCount, count_layers, eval_no_grad, walk_layers
 from convzoo.profile.machine import MachinePeaks, machine_peaks
 from convzoo.profile.timing import Timing, load_average, measure, summarize, use_threads
 
-__all__ = ["LayerCost", "Profile", "ROOT", "profile"]
+__all__ = ["LayerCost", "Profile", "ROOT", "profile", "waterline"]
 
 ROOT = "(root)"  # the row name of the profiled module itself
 
@@ -332,3 +332,17 @@ def _cost(row: LayerCount, timing: Timing, peaks: MachinePeaks, dtype: torch.dty
         roofline_ms=peaks.roofline_ms(row.flops, row.bytes, dtype),
         bound=peaks.bound(row.flops, row.bytes, dtype),
     )
+
+
+def waterline(
+    model: nn.Module, example_input: Tensor | Sequence[Tensor], peaks: MachinePeaks
+) -> tuple[float, ModelCount]:
+    """The waterline of ``model`` on ``example_input`` under ``peaks`` without timing anything, and the counts: the
+    sum over the profile's rows of ``max(FLOPs / peak, bytes / bandwidth)``, what ``profile(...).waterline_ms``
+    gives at those peaks. For a convzoo op (one row) it is the op's own roofline: inputs, weights and outputs
+    moved once, its MACs at the compute roof."""
+    inputs = (example_input,) if isinstance(example_input, Tensor) else tuple(example_input)
+    with eval_no_grad(model):
+        counts = count_layers(model, inputs)
+    dtype = inputs[0].dtype
+    return sum(peaks.roofline_ms(row.flops, row.bytes, dtype) for row in counts.layers), counts

@@ -4,12 +4,19 @@ Comparisons run their candidates interleaved in one process (A B A B ...), so a 
 during the run touches every candidate alike; only ratios measured that way are compared. The garbage collector
 is paused while timing (as ``timeit`` does), and the intra-op thread count is set for the measurement and then
 restored.
+
+On a shared machine a measurement is only as good as the cores it had: :func:`choose_threads` picks no more
+threads than there are idle cores, and :class:`LoadWatch` records the load average before and after a run and the
+CPU time the rest of the machine used during it (from ``/proc/stat``, less this process's own), so a report can say
+when other processes shared the cores (times then quantise to scheduler ticks and can be off by several times).
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +27,22 @@ import torch
 
 from convzoo.core.validate import check_int, is_int
 
-__all__ = ["Timing", "interleaved", "load_average", "measure", "summarize", "use_threads"]
+__all__ = [
+    "SHARED_CORES",
+    "Load",
+    "LoadWatch",
+    "Timing",
+    "choose_threads",
+    "interleaved",
+    "load_average",
+    "measure",
+    "summarize",
+    "use_threads",
+]
+
+# Other processes keeping this many cores busy on average during a run (a tenth of a core) make it "shared":
+# an idle machine's own housekeeping stays well below, one busy neighbour is near 1.
+SHARED_CORES = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,118 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return None
+
+
+def choose_threads(requested: int | None = None, preferred: int | None = None) -> tuple[int, str]:
+    """The intra-op threads to measure with, and why: ``requested`` when given, else the fewest of ``preferred``
+    (a suite defined at a thread count), torch's default and the idle cores, ``os.cpu_count()`` less the
+    rounded-up 1-minute load average (at least 1): more threads than idle cores share a core with another process.
+    """
+    if requested is not None:
+        return requested, "asked for"
+    cpus = os.cpu_count() or 1
+    load = load_average()
+    limits = [(torch.get_num_threads(), "torch's {}")]
+    if load is None:
+        limits.append((cpus, "{} cpus (load average unknown)"))
+    else:
+        busy = math.ceil(load)
+        limits.append((max(1, cpus - busy), f"{{}} idle (of {cpus} cpus, {busy} busy: 1-minute load {load:.2f})"))
+    if preferred is not None:
+        limits.append((preferred, "the suite's {}"))
+    threads = min(count for count, _ in limits)
+    return threads, "default: the fewest of " + ", ".join(what.format(count) for count, what in limits)
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds every process of the machine has used since boot (``/proc/stat``: user, nice, system, irq,
+    softirq and steal, the time a hypervisor gave this machine's cores to another), ``None`` where it is absent."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds this process has used, all its threads, and its waited-for children."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+@dataclass(frozen=True)
+class Load:
+    """The machine around one run: load averages before and after, the run's wall time, the CPU time this process
+    used and the CPU time the rest of the machine used during it (``None`` without ``/proc/stat``)."""
+
+    load_before: float | None
+    load_after: float | None
+    wall_s: float
+    own_cpu_s: float
+    others_cpu_s: float | None
+    cpus: int
+
+    @property
+    def others_cores(self) -> float | None:
+        """How many cores other processes kept busy on average during the run."""
+        if self.others_cpu_s is None or self.wall_s <= 0:
+            return None
+        return self.others_cpu_s / self.wall_s
+
+    def shared(self, threads: int) -> bool:
+        """Whether other processes used the cores during the run: busy for at least :data:`SHARED_CORES` cores on
+        average, or (without ``/proc/stat``) a load average before the run above the cores left to it."""
+        if self.others_cores is not None:
+            return self.others_cores >= SHARED_CORES
+        return self.load_before is not None and self.load_before > self.cpus - threads
+
+    def warning(self, threads: int) -> str | None:
+        """One line saying the run shared its cores and what that does to the figures, ``None`` when it did not."""
+        if not self.shared(threads):
+            return None
+        if self.others_cores is not None:
+            used = f"other processes kept {self.others_cores:.2f} of {self.cpus} cores busy during the run"
+        else:
+            used = f"the load average was {self.load_before:.2f} on {self.cpus} cores before the run"
+        return (
+            f"warning: {used} ({threads} threads measured); times may be inflated and quantised to scheduler ticks, "
+            f"so compare only ratios measured side by side, or rerun when `uptime` shows the machine quiet"
+        )
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {
+            "load_before": self.load_before,
+            "load_after": self.load_after,
+            "wall_s": self.wall_s,
+            "own_cpu_s": self.own_cpu_s,
+            "others_cpu_s": self.others_cpu_s,
+            "others_cores": self.others_cores,
+            "cpus": self.cpus,
+        }
+
+
+class LoadWatch:
+    """``with LoadWatch() as watch: ...`` then ``watch.load``: the :class:`Load` over the block."""
+
+    load: Load | None = None
+
+    def __enter__(self) -> LoadWatch:
+        self._before = load_average()
+        self._busy = _busy_cpu_seconds()
+        self._own = _own_cpu_seconds()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._start
+        own = _own_cpu_seconds() - self._own
+        busy = _busy_cpu_seconds()
+        others = None if busy is None or self._busy is None else max(0.0, busy - self._busy - own)
+        self.load = Load(self._before, load_average(), wall, own, others, os.cpu_count() or 1)
 
 
 @contextmanager
