@@ -8,42 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from convzoo.core.init import conv_weight
+from convzoo.core.validate import check_int
+from convzoo.layers.squeeze_excite import squeeze_excite
 from convzoo.ops.base import Op
-from convzoo.ops.standard import conv_weight
 from convzoo.registry import OPS
 
 __all__ = [
     "SqueezeExcite",
     "EfficientChannelAttention",
-    "squeeze_excite",
+    "squeeze_excite",  # re-exported from convzoo.layers.squeeze_excite, its home
     "efficient_channel_attention",
     "eca_kernel_size",
 ]
-
-
-def _positive_int(value, what: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {what} must be a positive int, got {value!r}")
-    return value
-
-
-def _scale_channels(x: Tensor, gate: Tensor) -> Tensor:
-    """``x`` (N, C, *S) times a per-sample, per-channel ``gate`` (N, C)."""
-    return x * gate.view(*gate.shape, *(1,) * (x.dim() - 2))  # gate as (N, C, 1, ..., 1)
-
-
-def squeeze_excite(
-    x: Tensor, fc1_weight: Tensor, fc1_bias: Tensor | None, fc2_weight: Tensor, fc2_bias: Tensor | None
-) -> Tensor:
-    """Squeeze-and-Excitation of ``x`` (N, C, *S): ``x · σ(W2 δ(W1 z))`` with ``z`` the spatial mean.
-
-    ``fc1_weight`` is ``(C/r, C)``, ``fc2_weight`` ``(C, C/r)``; ``δ`` is ReLU and ``σ`` the sigmoid
-    (the paper's Eq. 2–4). Returns ``(N, C, *S)``.
-    """
-    squeezed = x.mean(dim=tuple(range(2, x.dim())))  # (N, C)
-    hidden = F.relu(F.linear(squeezed, fc1_weight, fc1_bias))  # (N, C/r)
-    gate = torch.sigmoid(F.linear(hidden, fc2_weight, fc2_bias))  # (N, C)
-    return _scale_channels(x, gate)
 
 
 def efficient_channel_attention(x: Tensor, weight: Tensor) -> Tensor:
@@ -56,7 +33,8 @@ def efficient_channel_attention(x: Tensor, weight: Tensor) -> Tensor:
     pooled = x.mean(dim=tuple(range(2, x.dim())))  # (N, C)
     k = weight.shape[-1]
     logits = F.conv1d(pooled.unsqueeze(1), weight, padding=k // 2)  # (N, 1, C): channels as a 1-D sequence
-    return _scale_channels(x, torch.sigmoid(logits.squeeze(1)))
+    gate = torch.sigmoid(logits.squeeze(1))  # (N, C)
+    return x * gate.view(*gate.shape, *(1,) * (x.dim() - 2))  # gate as (N, C, 1, ..., 1)
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
@@ -68,7 +46,7 @@ def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
     >>> [eca_kernel_size(c) for c in (64, 128, 256, 512, 1024, 2048)]
     [3, 5, 5, 5, 5, 7]
     """
-    _positive_int(channels, "channels", "eca")
+    check_int(channels, "channels", "eca")
     if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not gamma > 0:
         raise ValueError(f"eca: gamma must be a positive number, got {gamma!r}")
     if isinstance(b, bool) or not isinstance(b, int | float) or not math.isfinite(b):
@@ -80,6 +58,10 @@ def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
 @OPS.register("se", kind="attention", dims=(1, 2, 3), papers=("senet",), dynamic=True)
 class SqueezeExcite(Op):
     """Squeeze-and-Excitation (S14, Squeeze-and-Excitation Networks): pool → FC → ReLU → FC → sigmoid → scale.
+
+    The operator form of :class:`convzoo.layers.squeeze_excite.SqueezeExcite` (the layer models build their SE
+    blocks from): the same parameters and the same :func:`~convzoo.layers.squeeze_excite.squeeze_excite`, under
+    the operator contract (``create_op``, ``op=``, the input checks) with the paper's ReLU and sigmoid.
 
     ``(N, C, *S) → (N, C, *S)``: ``out = x · σ(W2 δ(W1 mean_S(x) + b1) + b2)``, one gate per sample
     and channel, the mean taken over every spatial dim (N-d). ``reduction`` is the paper's ``r = 16``;
@@ -97,7 +79,7 @@ class SqueezeExcite(Op):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, *, dim=2, bias=True, reduction=16):
         super().__init__(in_channels, out_channels, kernel_size, stride, dim=dim, bias=bias)
-        self.reduction = _positive_int(reduction, "reduction", type(self).registry_name)
+        self.reduction = check_int(reduction, "reduction", type(self).registry_name)
         self.hidden_channels = max(1, in_channels // reduction)
         # empty kernel tuple: weights (out, in) initialised like nn.Linear
         self.fc1_weight, self.fc1_bias = conv_weight(self.hidden_channels, in_channels, (), bias)
@@ -140,7 +122,7 @@ class EfficientChannelAttention(Op):
         adaptive = eca_kernel_size(in_channels, gamma, b)
         if k_size is None:
             k_size = adaptive
-        elif _positive_int(k_size, "k_size", name) % 2 == 0:
+        elif check_int(k_size, "k_size", name) % 2 == 0:
             raise ValueError(f"{name}: k_size must be odd (symmetric zero padding across channels), got {k_size!r}")
         self.k_size = k_size
         self.gamma = gamma
