@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from convzoo import create_op
-from convzoo.models.base import ClassifierHead, modules_inside_ops, trunc_normal_init_
+from convzoo.core.init import trunc_normal_init_
+from convzoo.models.base import ClassifierHead
+from convzoo.models.registration import modules_inside_ops
 
 
 def test_trunc_normal_init_skips_operators_and_scales_the_head():

@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from convzoo.models.base import create_model
+from convzoo.models import create_model
 from convzoo.models.lsnet import Attention, LSNetConfig
 from convzoo.ops.lsconv import LSConv
 

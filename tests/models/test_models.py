@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from convzoo.models import create_model
-from convzoo.models.base import count_params, meta_param_count
+from convzoo.models.counting import count_params, meta_param_count
 from convzoo.registry import MODELS, OPS
 
 CLASSIFIERS = [e.name for e in MODELS.entries() if e.kind == "classify"]

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
 from convzoo.models.densenet import DenseLayer, Transition, dense_stem, init_dense_weights
+from convzoo.models.registration import register_variant
 
 __all__ = ["SparseNetConfig", "SparseNet", "SparseBlock", "exponential_offsets"]
 

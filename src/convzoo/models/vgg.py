@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from convzoo.models.base import ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["VGGConfig", "VGG", "VGGHead"]
 
