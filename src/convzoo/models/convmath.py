@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.registry import MODELS, ModelInfo
 
 __all__ = ["ConvMath", "ConvMathConfig", "ConvMathState", "DecoderLayer", "ImageEncoder", "convmath"]
@@ -145,9 +146,7 @@ class ConvMath(nn.Module):
     def __init__(self, config: ConvMathConfig) -> None:
         super().__init__()
         for what in ("vocab_size", "in_chans", "embed_dim", "out_embed_dim", "max_positions"):
-            value = getattr(config, what)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"convmath: {what} must be a positive int, got {value!r}")
+            check_int(getattr(config, what), what, "convmath")
         layers = tuple(tuple(layer) for layer in config.decoder_layers)
         if not layers or any(len(layer) != 2 or min(layer) < 1 for layer in layers):
             raise ValueError(

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.layers.shuffle import channel_shuffle
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["ShuffleNetConfig", "ShuffleNet", "STAGE_WIDTHS"]
 
@@ -103,8 +105,7 @@ class ShuffleNet(ConvNet):
         self, cfg: ShuffleNetConfig, *, num_classes: int = 1000, in_chans: int = 3, op: str | None = None
     ) -> None:
         super().__init__()
-        if isinstance(cfg.groups, bool) or not isinstance(cfg.groups, int) or cfg.groups < 1:
-            raise ValueError(f"shufflenet: groups must be a positive int, got {cfg.groups!r}")
+        check_int(cfg.groups, "groups", "shufflenet")
         if len(cfg.widths) != len(cfg.layers) or min(cfg.layers, default=0) < 1:
             raise ValueError(
                 f"shufflenet: widths {cfg.widths} and layers {cfg.layers} must have the same length, layers ≥ 1"

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.validate import check_int
 from convzoo.ops.tcn import TCNState
 from convzoo.registry import MODELS, ModelInfo
 
@@ -248,9 +249,7 @@ class TCNCA(nn.Module):
     def __init__(self, config: TCNCAConfig) -> None:
         super().__init__()
         for what in ("vocab_size", "dim", "hidden", "z_dim", "ffn", "layers", "chunk_size", "kernel_size", "levels"):
-            value = getattr(config, what)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"tcnca: {what} must be a positive int, got {value!r}")
+            check_int(getattr(config, what), what, "tcnca")
         if config.dilation_base < 1 or config.blocks_per_level < 1:
             raise ValueError(
                 f"tcnca: dilation_base and blocks_per_level must be ≥ 1, got "
