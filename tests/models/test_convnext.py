@@ -33,8 +33,8 @@ def test_default_block_is_7x7_depthwise_with_layer_scale_1e_6():
         block = stage.blocks[0]
         assert isinstance(block.mixer, nn.Conv2d)
         assert block.mixer.kernel_size == (7, 7) and block.mixer.groups == width
-        assert block.fc1.out_features == 4 * width  # S67 §2.4: inverted bottleneck, 4× expansion
-        assert torch.all(block.gamma == 1e-6)
+        assert block.mlp[0].out_features == 4 * width  # S67 §2.4: inverted bottleneck, 4× expansion
+        assert torch.all(block.layer_scale.scale == 1e-6)
 
 
 def test_drop_path_rises_linearly_over_all_blocks():

@@ -56,7 +56,7 @@ def test_mbconv_se_and_stochastic_depth_follow_the_official_code():
         model = create_model("efficientnet_b0")
     block = model.stages[1][0]  # 16 -> 24, expand 6: depthwise on 96 channels, stride 2
     se = block.body[6]
-    assert (se.reduce.in_channels, se.reduce.out_channels) == (96, 4)  # SE hidden = 0.25 × the block *input* (16)
+    assert (se.channels, se.hidden_channels) == (96, 4)  # SE hidden = 0.25 × the block *input* (16)
     assert block.body[3].groups == 96 and block.body[3].stride == (2, 2)
     assert not block.residual
     # stochastic depth grows linearly with the block index: 0.2 · i / 16 (16 blocks in B0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from convzoo.models import create_model
-from convzoo.models.base import meta_param_count
+from convzoo.models.counting import meta_param_count
 from convzoo.ops.gnconv import GnConv
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from convzoo.layers.activations import StarReLU
 from convzoo.models import create_model
-from convzoo.models.base import count_params
+from convzoo.models.counting import count_params
 from convzoo.models.metaformer import _Attention, _Norm, _Pooling, _RandomMixing, _SepConv
 from convzoo.ops.base import Op
 

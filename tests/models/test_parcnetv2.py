@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.models import create_model
-from convzoo.models.base import meta_param_count
-from convzoo.models.parcnetv2 import CentredL2Norm, ParCNetV2Config, _Block
+from convzoo.models.counting import meta_param_count
+from convzoo.models.parcnetv2 import CentredL2Norm, ParCNetV2Config, _block
 from convzoo.ops.oversized import Oversized
 
 # official parcnetv2_tiny (XuRuihan/ParCNetV2 models/parcnetv2.py)
@@ -66,7 +66,7 @@ def test_centred_l2_norm_against_a_per_pixel_loop_and_layer_norm():
 def test_block_against_its_formula_with_plain_convs():
     torch.manual_seed(0)
     cfg = ParCNetV2Config()
-    block = _Block(cfg, 8, 11, res_scale=True, drop_path=0.0, position="b", op=None).double()
+    block = _block(cfg, 8, 11, res_scale=True, drop_path=0.0, position="b", op=None).double()
     with torch.no_grad():
         for p in block.parameters():
             p.add_(0.1 * torch.randn_like(p))  # off the initial values (res-scales 1, norm scales 1)

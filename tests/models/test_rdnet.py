@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from convzoo.layers.squeeze_excite import EffectiveSqueezeExcite
 from convzoo.models import create_model
-from convzoo.models.rdnet import EffectiveSE, FeatureMixer
+from convzoo.models.rdnet import FeatureMixer
 
 
 def test_feature_channels_and_strides_of_the_model_card():
@@ -35,5 +36,5 @@ def test_transitions_and_mixer_widths():
     assert [m.body[0].in_channels for m in first] == [64, 128, 192]
     assert [m.body[2].out_channels for m in first] == [256, 512, 768]
     assert [m.body[4].out_channels for m in first] == [64, 64, 64]
-    assert [any(isinstance(x, EffectiveSE) for x in m.body) for m in mixers] == [False] * 6 + [True] * 15
-    assert all(torch.all(m.gamma == 1e-6) for m in mixers)
+    assert [any(isinstance(x, EffectiveSqueezeExcite) for x in m.body) for m in mixers] == [False] * 6 + [True] * 15
+    assert all(torch.all(m.layer_scale.scale == 1e-6) for m in mixers)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from convzoo.models import create_model
-from convzoo.models.base import meta_param_count
+from convzoo.models.counting import meta_param_count
 from convzoo.models.spartan import SpatialMixer, WaveChannelMixer, rotate_channel_pairs
 
 # official SpaRTAN-T (henry-pay/SpaRTAN src/config/model/spartan.yaml)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from convzoo.layers.squeeze_excite import SqueezeExcite
 from convzoo.models import create_model
-from convzoo.models.base import count_params
+from convzoo.models.counting import count_params
 from convzoo.models.unireplknet import DEPLOY_PARAMS, _GlobalResponseNorm
-from convzoo.ops.attention import SqueezeExcite
 from convzoo.ops.base import Op
 from convzoo.ops.dilated_reparam import DilatedReparam
 
@@ -49,9 +49,9 @@ def test_block_pieces():
     assert isinstance(block.norm, nn.BatchNorm2d) and isinstance(block.ffn_norm, nn.BatchNorm2d)
     assert isinstance(block.se, SqueezeExcite) and block.se.hidden_channels == 256 // 4
     assert (block.pwconv1.in_features, block.pwconv1.out_features) == (256, 1024)
-    assert block.pwconv2.bias is None and block.gamma.shape == (256,)
+    assert block.pwconv2.bias is None and block.layer_scale.scale.shape == (256,)
     model = create_model("unireplknet_a", **SMALL)
-    assert torch.all(model.stages[0].blocks[0].gamma == 1e-6)
+    assert torch.all(model.stages[0].blocks[0].layer_scale.scale == 1e-6)
     stem = model.stem
     assert [(m.in_channels, m.out_channels, m.stride) for m in stem if isinstance(m, nn.Conv2d)] == [
         (3, 20, (2, 2)),
@@ -83,7 +83,7 @@ def _randomize_(model):
             m.beta.data.normal_(0, 0.5)
     for stage in model.stages:
         for block in stage.blocks:
-            block.gamma.data.uniform_(0.5, 1.5)  # make every residual branch count
+            block.layer_scale.scale.data.uniform_(0.5, 1.5)  # make every residual branch count
     return model
 
 
@@ -97,7 +97,7 @@ def test_reparameterize_is_exact_in_eval_mode():
         after = model(x)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
     assert not [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, DilatedReparam))]
-    assert all(b.gamma is None and b.grn.beta is None for s in model.stages for b in s.blocks)
+    assert all(isinstance(b.layer_scale, nn.Identity) and b.grn.beta is None for s in model.stages for b in s.blocks)
 
 
 @pytest.mark.parametrize("size", sorted(PAPER))

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from convzoo.layers.drop_path import DropPath
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
+from convzoo.core.validate import check_odd
+from convzoo.layers.metanext_block import MetaNeXtBlock
+from convzoo.layers.mlp import Mlp
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    modules_inside_ops,
-    register_variant,
-    trunc_normal_init_,
-)
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, modules_inside_ops, register_variant
 
 __all__ = ["ConvNeXtConfig", "ConvNeXt"]
 
@@ -49,38 +44,23 @@ class ConvNeXtConfig:
     head_init_scale: float = 1.0
 
 
-def _linear_rates(last: float, count: int) -> list[float]:
-    """``count`` drop-path rates rising linearly from 0 to ``last`` (plain floats: works on the meta device)."""
-    return [last * i / (count - 1) if count > 1 else 0.0 for i in range(count)]
+def _block(cfg: ConvNeXtConfig, dim: int, drop_path: float, position: str, op: str | None) -> MetaNeXtBlock:
+    """x + DropPath(γ · Linear(GELU(Linear(LN(DWConv7×7(x)))))), channels-last after the depthwise conv (which
+    ``op=`` replaces)."""
+    k = cfg.kernel_size
 
+    def default() -> nn.Module:
+        return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim)
 
-class _Block(nn.Module):
-    """x + DropPath(γ · Linear(GELU(Linear(LN(DWConv7×7(x)))))): the depthwise conv is what ``op=`` replaces."""
-
-    def __init__(self, cfg: ConvNeXtConfig, dim: int, drop_path: float, position: str, op: str | None) -> None:
-        super().__init__()
-        k = cfg.kernel_size
-
-        def default() -> nn.Module:
-            return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim)
-
-        self.mixer = make_mixer(f"{position}.mixer", op, default, dim, dim, k, bias=True)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        hidden = cfg.mlp_ratio * dim
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        init = cfg.layer_scale_init
-        self.gamma = nn.Parameter(torch.full((dim,), float(init))) if init > 0 else None
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.mixer(x).permute(0, 2, 3, 1)  # (N, H, W, C): LayerNorm and the 1×1s work on the last dim
-        y = self.fc2(self.act(self.fc1(self.norm(y))))  # (N, H, W, C)
-        if self.gamma is not None:
-            y = y * self.gamma
-        y = y.permute(0, 3, 1, 2)  # (N, C, H, W)
-        return x + self.drop_path(y)
+    return MetaNeXtBlock(
+        make_mixer(f"{position}.mixer", op, default, dim, dim, k, bias=True),
+        nn.LayerNorm(dim, eps=1e-6),
+        Mlp(dim, cfg.mlp_ratio * dim),
+        channels=dim,
+        layer_scale_init=cfg.layer_scale_init,
+        drop_path=drop_path,
+        channels_last=True,
+    )
 
 
 class ConvNeXt(ConvNet):
@@ -99,11 +79,10 @@ class ConvNeXt(ConvNet):
         super().__init__()
         if len(cfg.depths) != len(cfg.dims) or not cfg.depths:
             raise ValueError(f"convnext: depths {cfg.depths} and dims {cfg.dims} must be non-empty and of equal length")
-        if cfg.kernel_size < 1 or cfg.kernel_size % 2 == 0:
-            raise ValueError(f"convnext: kernel_size must be a positive odd int, got {cfg.kernel_size!r}")
+        check_odd(cfg.kernel_size, "kernel_size", "convnext")
         dims = cfg.dims
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, stride=4), LayerNormChannelsFirst(dims[0]))
-        rates = _linear_rates(cfg.drop_path_rate, sum(cfg.depths))
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         stages, self.feature_info = [], []
         index, reduction = 0, 4
         for i, (depth, dim) in enumerate(zip(cfg.depths, dims, strict=True)):
@@ -111,7 +90,7 @@ class ConvNeXt(ConvNet):
             if i > 0:
                 downsample = nn.Sequential(LayerNormChannelsFirst(dims[i - 1]), nn.Conv2d(dims[i - 1], dim, 2, 2))
                 reduction *= 2
-            blocks = [_Block(cfg, dim, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
+            blocks = [_block(cfg, dim, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
             stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))

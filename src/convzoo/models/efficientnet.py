@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates
+from convzoo.core.validate import check_number
 from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["EfficientNetConfig", "EfficientNet", "round_filters", "round_repeats", "B0_STAGES"]
 
@@ -67,26 +70,6 @@ def _norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
-class _SqueezeExcite(nn.Module):
-    """EfficientNet's SE: mean → 1×1 conv (bias) → swish → 1×1 conv (bias) → sigmoid → scale, C → C.
-
-    Unlike S14's SE (``convzoo.ops.attention.SqueezeExcite``: ReLU, hidden = C / r of the gated
-    channels), the hidden width is ``se_ratio`` × the MBConv block's *input* channels and the
-    activation is swish, as in the official code.
-    """
-
-    def __init__(self, channels: int, hidden: int) -> None:
-        super().__init__()
-        self.reduce = nn.Conv2d(channels, hidden, 1)
-        self.act = nn.SiLU(inplace=True)
-        self.expand = nn.Conv2d(hidden, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate = x.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
-        gate = self.expand(self.act(self.reduce(gate)))  # (N, C, 1, 1)
-        return x * torch.sigmoid(gate)
-
-
 class _MBConv(nn.Module):
     """Mobile inverted bottleneck with SE: [1×1 expand → BN → swish] → k×k depthwise → BN → swish → SE → 1×1 → BN.
 
@@ -121,7 +104,8 @@ class _MBConv(nn.Module):
         layers += [make_mixer(f"{position}.mixer", op, depthwise, mid, mid, kernel, stride, **options)]
         layers += [_norm(mid), nn.SiLU(inplace=True)]
         if se_ratio > 0:
-            layers.append(_SqueezeExcite(mid, max(1, int(in_ch * se_ratio))))
+            # unlike S14, the hidden width comes from the block *input* channels and the activation is swish
+            layers.append(SqueezeExcite(mid, hidden=max(1, int(in_ch * se_ratio)), act=nn.SiLU))
         layers += [nn.Conv2d(mid, out_ch, 1, bias=False), _norm(out_ch)]
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and in_ch == out_ch
@@ -164,15 +148,12 @@ class EfficientNet(ConvNet):
         self, cfg: EfficientNetConfig, *, num_classes: int = 1000, in_chans: int = 3, op: str | None = None
     ) -> None:
         super().__init__()
-        if cfg.width_mult <= 0 or cfg.depth_mult <= 0:
-            raise ValueError(
-                f"efficientnet: width_mult and depth_mult must be positive, got {cfg.width_mult!r}, {cfg.depth_mult!r}"
-            )
-        if not 0.0 <= cfg.drop_path_rate < 1.0 or not 0.0 <= cfg.se_ratio <= 1.0:
-            raise ValueError(
-                f"efficientnet: drop_path_rate must be in [0, 1) and se_ratio in [0, 1], "
-                f"got {cfg.drop_path_rate!r}, {cfg.se_ratio!r}"
-            )
+        check_number(cfg.width_mult, "width_mult", "efficientnet")
+        check_number(cfg.depth_mult, "depth_mult", "efficientnet")
+        check_number(
+            cfg.drop_path_rate, "drop_path_rate", "efficientnet", low=0.0, low_open=False, high_open=True, high=1.0
+        )
+        check_number(cfg.se_ratio, "se_ratio", "efficientnet", low=0.0, low_open=False, high=1.0)
         stem_width = round_filters(cfg.stem_width, cfg.width_mult, cfg.divisor)
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, stem_width, 3, 2, 1, bias=False), _norm(stem_width), nn.SiLU(inplace=True)
@@ -181,15 +162,15 @@ class EfficientNet(ConvNet):
             (expand, kernel, stride, round_filters(out, cfg.width_mult, cfg.divisor), round_repeats(n, cfg.depth_mult))
             for expand, kernel, stride, out, n in cfg.stages
         ]
-        total = sum(p[-1] for p in plan)
+        rates = drop_path_rates(cfg.drop_path_rate, sum(p[-1] for p in plan), endpoint=False)
         in_ch, reduction, index = stem_width, 2, 0
         stages, self.feature_info = [], []
         for i, (expand, kernel, stride, out_ch, repeats) in enumerate(plan):
             blocks = []
             for j in range(repeats):
-                rate = cfg.drop_path_rate * index / total
                 s = stride if j == 0 else 1
-                blocks.append(_MBConv(in_ch, out_ch, expand, kernel, s, cfg.se_ratio, rate, f"stages.{i}.{j}", op))
+                position = f"stages.{i}.{j}"
+                blocks.append(_MBConv(in_ch, out_ch, expand, kernel, s, cfg.se_ratio, rates[index], position, op))
                 in_ch, index = out_ch, index + 1
             reduction *= stride
             stages.append(nn.Sequential(*blocks))
@@ -202,6 +183,10 @@ class EfficientNet(ConvNet):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, SqueezeExcite):  # the official SE's FCs are 1×1 convs, initialised like the rest
+                for weight, bias in ((m.fc1_weight, m.fc1_bias), (m.fc2_weight, m.fc2_bias)):
+                    nn.init.kaiming_normal_(weight, mode="fan_out")
+                    nn.init.zeros_(bias)
 
 
 _TV = "torchvision efficientnet_{v} weights (num_params)"

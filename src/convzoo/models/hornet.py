@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
+from convzoo.core.validate import check_odd
 from convzoo.layers.drop_path import DropPath
+from convzoo.layers.layer_scale import optional_layer_scale
+from convzoo.layers.mlp import Mlp
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    register_variant,
-    trunc_normal_init_,
-)
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 from convzoo.ops.gnconv import GnConv
 
 __all__ = ["HorNetConfig", "HorNet"]
@@ -55,7 +52,13 @@ class HorNetConfig:
 
 
 class _Block(nn.Module):
-    """x + DropPath(γ₁ · gⁿConv(LN(x))), then x + DropPath(γ₂ · MLP(LN(x))); ``op=`` replaces gⁿConv's DW conv."""
+    """x + DropPath(γ₁ · gⁿConv(LN(x))), then x + DropPath(γ₂ · MLP(LN(x))); ``op=`` replaces gⁿConv's DW conv.
+
+    The pre-norm pair of :class:`~convzoo.layers.metaformer_block.MetaFormerBlock`, but the paper's block differs
+    twice: it scales the residual *branches* (layer scale γ₁, γ₂) where MetaFormerBlock scales the shortcuts, and
+    its MLP half runs channels-last (LayerNorm, Linear layers and γ₂ on ``(N, H, W, C)``) while gⁿConv runs
+    channels-first, as in the official code.
+    """
 
     def __init__(self, cfg: HorNetConfig, dim: int, order: int, drop_path: float, position: str, op: str | None):
         super().__init__()
@@ -66,23 +69,14 @@ class _Block(nn.Module):
         if op is not None:
             self.gnconv.dwconv = make_mixer(f"{position}.gnconv.dwconv", op, None, gated, gated, k, bias=True)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, cfg.mlp_ratio * dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(cfg.mlp_ratio * dim, dim)
-        init = cfg.layer_scale_init
-        self.gamma1 = nn.Parameter(torch.full((dim,), float(init))) if init > 0 else None
-        self.gamma2 = nn.Parameter(torch.full((dim,), float(init))) if init > 0 else None
+        self.mlp = Mlp(dim, cfg.mlp_ratio * dim)
+        self.layer_scale1 = optional_layer_scale(dim, cfg.layer_scale_init)
+        self.layer_scale2 = optional_layer_scale(dim, cfg.layer_scale_init, channels_last=True)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.gnconv(self.norm1(x))
-        if self.gamma1 is not None:
-            y = y * self.gamma1.view(-1, 1, 1)
-        x = x + self.drop_path(y)
-        y = x.permute(0, 2, 3, 1)  # (N, H, W, C): LayerNorm and the MLP work on the last dim
-        y = self.fc2(self.act(self.fc1(self.norm2(y))))  # (N, H, W, C)
-        if self.gamma2 is not None:
-            y = y * self.gamma2
+        x = x + self.drop_path(self.layer_scale1(self.gnconv(self.norm1(x))))
+        y = self.layer_scale2(self.mlp(self.norm2(x.permute(0, 2, 3, 1))))  # (N, H, W, C): LN and MLP on the last dim
         return x + self.drop_path(y.permute(0, 3, 1, 2))  # (N, C, H, W)
 
 
@@ -101,12 +95,10 @@ class HorNet(ConvNet):
         super().__init__()
         if len(cfg.depths) != len(cfg.orders) or not cfg.depths:
             raise ValueError(f"hornet: depths {cfg.depths} and orders {cfg.orders} must be non-empty, equal length")
-        if cfg.kernel_size < 1 or cfg.kernel_size % 2 == 0:
-            raise ValueError(f"hornet: kernel_size must be a positive odd int, got {cfg.kernel_size!r}")
+        check_odd(cfg.kernel_size, "kernel_size", "hornet")
         dims = [cfg.base_dim * 2**i for i in range(len(cfg.depths))]
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, stride=4), LayerNormChannelsFirst(dims[0]))
-        total = sum(cfg.depths)
-        rates = [cfg.drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         stages, self.feature_info = [], []
         index, reduction = 0, 4
         for i, (depth, dim, order) in enumerate(zip(cfg.depths, dims, cfg.orders, strict=True)):

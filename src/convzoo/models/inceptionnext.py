@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    modules_inside_ops,
-    register_variant,
-    trunc_normal_init_,
-)
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
+from convzoo.layers.metanext_block import MetaNeXtBlock
+from convzoo.layers.mlp import Mlp
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, modules_inside_ops, register_variant
 from convzoo.ops.base import create_op
 from convzoo.ops.inception_dw import InceptionDW
 
@@ -51,38 +45,25 @@ class InceptionNeXtConfig:
     drop_rate: float = 0.0
 
 
-def _linear_rates(last: float, count: int) -> list[float]:
-    """``count`` drop-path rates rising linearly from 0 to ``last`` (plain floats: works on the meta device)."""
-    return [last * i / (count - 1) if count > 1 else 0.0 for i in range(count)]
-
-
-class _Block(nn.Module):
+def _block(
+    cfg: InceptionNeXtConfig, dim: int, mlp_ratio: float, drop_path: float, position: str, op: str | None
+) -> MetaNeXtBlock:
     """MetaNeXt block: x + DropPath(γ · ConvMLP(BN(mixer(x)))); the ``inception_dw`` mixer is what ``op=`` replaces."""
+    k = cfg.square_kernel_size
+    bands = {"band_kernel_size": cfg.band_kernel_size, "branch_ratio": cfg.branch_ratio}
 
-    def __init__(
-        self, cfg: InceptionNeXtConfig, dim: int, mlp_ratio: float, drop_path: float, position: str, op: str | None
-    ) -> None:
-        super().__init__()
-        k = cfg.square_kernel_size
-        bands = {"band_kernel_size": cfg.band_kernel_size, "branch_ratio": cfg.branch_ratio}
+    def default() -> nn.Module:
+        return create_op("inception_dw", dim, dim, k, bias=True, **bands)
 
-        def default() -> nn.Module:
-            return create_op("inception_dw", dim, dim, k, bias=True, **bands)
-
-        options = bands if op == "inception_dw" else {}
-        self.mixer = make_mixer(f"{position}.mixer", op, default, dim, dim, k, bias=True, **options)
-        self.norm = nn.BatchNorm2d(dim)
-        hidden = int(mlp_ratio * dim)
-        self.mlp = nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Conv2d(hidden, dim, 1))
-        init = cfg.layer_scale_init
-        self.gamma = nn.Parameter(torch.full((dim,), float(init))) if init > 0 else None
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.mlp(self.norm(self.mixer(x)))  # (N, C, H, W)
-        if self.gamma is not None:
-            y = y * self.gamma.view(1, -1, 1, 1)  # γ as (1, C, 1, 1)
-        return x + self.drop_path(y)
+    options = bands if op == "inception_dw" else {}
+    return MetaNeXtBlock(
+        make_mixer(f"{position}.mixer", op, default, dim, dim, k, bias=True, **options),
+        nn.BatchNorm2d(dim),
+        Mlp(dim, int(mlp_ratio * dim), dim=2),
+        channels=dim,
+        layer_scale_init=cfg.layer_scale_init,
+        drop_path=drop_path,
+    )
 
 
 class InceptionNeXt(ConvNet):
@@ -109,7 +90,7 @@ class InceptionNeXt(ConvNet):
             )
         dims = cfg.dims
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], 4, stride=4), nn.BatchNorm2d(dims[0]))
-        rates = _linear_rates(cfg.drop_path_rate, sum(cfg.depths))
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         stages, self.feature_info = [], []
         index, reduction = 0, 4
         for i, (depth, dim, ratio) in enumerate(zip(cfg.depths, dims, cfg.mlp_ratios, strict=True)):
@@ -117,7 +98,7 @@ class InceptionNeXt(ConvNet):
             if i > 0:
                 downsample = nn.Sequential(nn.BatchNorm2d(dims[i - 1]), nn.Conv2d(dims[i - 1], dim, 2, 2))
                 reduction *= 2
-            blocks = [_Block(cfg, dim, ratio, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
+            blocks = [_block(cfg, dim, ratio, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
             stages.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))

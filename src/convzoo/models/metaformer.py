@@ -9,9 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
 from convzoo.layers.activations import StarReLU
-from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant, trunc_normal_init_
+from convzoo.layers.metaformer_block import MetaFormerBlock
+from convzoo.layers.mlp import Mlp
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["MetaFormerConfig", "MetaFormer"]
 
@@ -145,35 +149,19 @@ class _Attention(nn.Module):
         return self.proj(y)
 
 
-class _Scale(nn.Module):
-    """Learnable per-channel scale of a channels-last tensor (res-scale of the shortcut)."""
-
-    def __init__(self, dim: int, init: float = 1.0) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.full((dim,), init))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale
-
-
-class _Block(nn.Module):
-    """One MetaFormer block on (N, H, W, C): ``x = s1·x + mixer(norm1(x))``, ``x = s2·x + mlp(norm2(x))``."""
-
-    def __init__(self, cfg: MetaFormerConfig, dim: int, mixer: nn.Module, res_scale: bool, drop_path: float) -> None:
-        super().__init__()
-        over_tokens = cfg.norm == "tokens"
-        hidden = int(cfg.mlp_ratio * dim)
-        self.norm1 = _Norm(dim, over_tokens)
-        self.token_mixer = mixer
-        self.res_scale1 = _Scale(dim) if res_scale else nn.Identity()
-        self.norm2 = _Norm(dim, over_tokens)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden, bias=False), StarReLU(), nn.Linear(hidden, dim, bias=False))
-        self.res_scale2 = _Scale(dim) if res_scale else nn.Identity()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.res_scale1(x) + self.drop_path(self.token_mixer(self.norm1(x)))
-        return self.res_scale2(x) + self.drop_path(self.mlp(self.norm2(x)))
+def _block(cfg: MetaFormerConfig, dim: int, mixer: nn.Module, res_scale: bool, drop_path: float) -> MetaFormerBlock:
+    """One block on (N, H, W, C): ``x = s1·x + mixer(norm1(x))``, ``x = s2·x + mlp(norm2(x))``, StarReLU MLP."""
+    over_tokens = cfg.norm == "tokens"
+    return MetaFormerBlock(
+        _Norm(dim, over_tokens),
+        mixer,
+        _Norm(dim, over_tokens),
+        Mlp(dim, int(cfg.mlp_ratio * dim), act=StarReLU, bias=False),
+        channels=dim,
+        res_scale=res_scale,
+        drop_path=drop_path,
+        channels_last=True,
+    )
 
 
 class _Downsample(nn.Module):
@@ -192,19 +180,6 @@ class _Downsample(nn.Module):
         if self.post_norm is not None:
             x = self.post_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # norm over C as (N, H, W, C) -> (N, C, H, W)
         return x
-
-
-class _Stage(nn.Module):
-    """Optional downsampling, then the blocks; (N, C, H, W) in and out, the blocks run channels-last."""
-
-    def __init__(self, downsample: nn.Module | None, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample if downsample is not None else nn.Identity()
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.downsample(x).permute(0, 2, 3, 1)  # (N, H, W, C)
-        return self.blocks(x).permute(0, 3, 1, 2)  # (N, C, H, W)
 
 
 class MetaFormer(ConvNet):
@@ -237,7 +212,7 @@ class MetaFormer(ConvNet):
         if op is not None and "sepconv" not in cfg.mixers:
             raise ValueError("takes no op= (its token mixers contain no convolution)")
         self.stem = _Downsample(in_chans, cfg.dims[0], 7, 4, 2, pre_norm=False)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         reduction, in_ch, index = 4, cfg.dims[0], 0
         stage_list, self.feature_info = [], []
         for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims, strict=True)):
@@ -249,9 +224,9 @@ class MetaFormer(ConvNet):
             blocks = []
             for j in range(depth):
                 mixer = self._mixer(cfg, cfg.mixers[i], dim, side * side, f"stages.{i}.blocks.{j}", op)
-                blocks.append(_Block(cfg, dim, mixer, cfg.res_scale[i], rates[index]))
+                blocks.append(_block(cfg, dim, mixer, cfg.res_scale[i], rates[index]))
                 index += 1
-            stage_list.append(_Stage(downsample, blocks))
+            stage_list.append(Stage(downsample, blocks, channels_last=True))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
             in_ch = dim
         self.stages = nn.ModuleList(stage_list)

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from convzoo.layers.drop_path import DropPath
+from convzoo.layers.mlp import Mlp
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import register_variant
 
 __all__ = ["MlpMixerConfig", "MlpMixer"]
 
@@ -37,19 +39,15 @@ class MlpMixerConfig:
     drop_rate: float = 0.0
 
 
-def _mlp(width: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
-
-
 class _MixerLayer(nn.Module):
     """U = X + MLP_tokens(LN(X)ᵀ)ᵀ; Y = U + MLP_channels(LN(U)), on tokens X of shape (N, L, C)."""
 
     def __init__(self, cfg: MlpMixerConfig, num_patches: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.dim, eps=1e-6)
-        self.token_mlp = _mlp(num_patches, cfg.token_hidden)
+        self.token_mlp = Mlp(num_patches, cfg.token_hidden)
         self.norm2 = nn.LayerNorm(cfg.dim, eps=1e-6)
-        self.channel_mlp = _mlp(cfg.dim, cfg.channel_hidden)
+        self.channel_mlp = Mlp(cfg.dim, cfg.channel_hidden)
         self.drop_path = DropPath(cfg.drop_path_rate)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -18,17 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    modules_inside_ops,
-    register_variant,
-    trunc_normal_init_,
-)
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
+from convzoo.core.validate import is_int
+from convzoo.layers.metaformer_block import MetaFormerBlock
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, modules_inside_ops, register_variant
 from convzoo.ops.oversized import BifurcateGateUnit, Oversized
 
 __all__ = ["ParCNetV2Config", "ParCNetV2", "CentredL2Norm"]
@@ -84,17 +79,6 @@ class CentredL2Norm(nn.Module):
         return f"{self.channels}, eps={self.eps}, bias=False"
 
 
-class _Scale(nn.Module):
-    """A learnable per-channel scale of a channels-first tensor (the res-scale of a shortcut, init 1)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale.view(-1, 1, 1)
-
-
 def _trunc_normal_parameters_(module: nn.Module) -> None:
     """The official initialisation of every conv/linear inside ``module``: weights N(0, 0.02²) truncated, biases 0."""
     for name, parameter in module.named_parameters():
@@ -104,46 +88,41 @@ def _trunc_normal_parameters_(module: nn.Module) -> None:
             nn.init.trunc_normal_(parameter, std=0.02)
 
 
-class _Block(nn.Module):
+def _block(
+    cfg: ParCNetV2Config,
+    dim: int,
+    kernel_size: int,
+    res_scale: bool,
+    drop_path: float,
+    position: str,
+    op: str | None,
+) -> MetaFormerBlock:
     """``x = s₁·x + DropPath(ParC_V2(norm₁(x)))``, ``x = s₂·x + DropPath(BGU(norm₂(x)))`` on (N, C, H, W)."""
 
-    def __init__(
-        self,
-        cfg: ParCNetV2Config,
-        dim: int,
-        kernel_size: int,
-        res_scale: bool,
-        drop_path: float,
-        position: str,
-        op: str | None,
-    ):
-        super().__init__()
-        self.norm1 = CentredL2Norm(dim)
+    def default() -> nn.Module:
+        mixer = Oversized(
+            dim,
+            dim,
+            kernel_size,
+            bias=False,
+            local_kernel_size=cfg.local_kernel_size,
+            expansion_ratio=cfg.expansion_ratio,
+            interpolate=cfg.interpolate,
+        )
+        _trunc_normal_parameters_(mixer)
+        return mixer
 
-        def default() -> nn.Module:
-            mixer = Oversized(
-                dim,
-                dim,
-                kernel_size,
-                bias=False,
-                local_kernel_size=cfg.local_kernel_size,
-                expansion_ratio=cfg.expansion_ratio,
-                interpolate=cfg.interpolate,
-            )
-            _trunc_normal_parameters_(mixer)
-            return mixer
-
-        self.token_mixer = make_mixer(f"{position}.token_mixer", op, default, dim, dim, cfg.local_kernel_size)
-        self.res_scale1 = _Scale(dim) if res_scale else nn.Identity()
-        self.norm2 = CentredL2Norm(dim)
-        self.mlp = BifurcateGateUnit(dim, cfg.mlp_ratio, bias=False)
-        _trunc_normal_parameters_(self.mlp)
-        self.res_scale2 = _Scale(dim) if res_scale else nn.Identity()
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.res_scale1(x) + self.drop_path(self.token_mixer(self.norm1(x)))
-        return self.res_scale2(x) + self.drop_path(self.mlp(self.norm2(x)))
+    mlp = BifurcateGateUnit(dim, cfg.mlp_ratio, bias=False)
+    _trunc_normal_parameters_(mlp)
+    return MetaFormerBlock(
+        CentredL2Norm(dim),
+        make_mixer(f"{position}.token_mixer", op, default, dim, dim, cfg.local_kernel_size),
+        CentredL2Norm(dim),
+        mlp,
+        channels=dim,
+        res_scale=res_scale,
+        drop_path=drop_path,
+    )
 
 
 class _Downsample(nn.Module):
@@ -179,12 +158,12 @@ class ParCNetV2(ConvNet):
         for what in ("dims", "kernel_sizes", "res_scale"):
             if len(getattr(cfg, what)) != stages:
                 raise ValueError(f"parcnetv2: {what} {getattr(cfg, what)} must have one entry per stage ({stages})")
-        bad = [k for k in cfg.kernel_sizes if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0]
+        bad = [k for k in cfg.kernel_sizes if not is_int(k) or k < 1 or k % 2 == 0]
         if bad:
             raise ValueError(f"parcnetv2: kernel_sizes must be positive odd ints, got {cfg.kernel_sizes}")
         dims = cfg.dims
         self.stem = _Downsample(in_chans, dims[0], 7, 4, 2, pre_norm=False)
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         stage_list, self.feature_info = [], []
         index, reduction = 0, 4
         for i, (depth, dim, k) in enumerate(zip(cfg.depths, dims, cfg.kernel_sizes, strict=True)):
@@ -193,7 +172,7 @@ class ParCNetV2(ConvNet):
                 downsample = _Downsample(dims[i - 1], dim, 3, 2, 1, pre_norm=True)
                 reduction *= 2
             blocks = [
-                _Block(cfg, dim, k, cfg.res_scale[i], rates[index + j], f"stages.{i}.blocks.{j}", op)
+                _block(cfg, dim, k, cfg.res_scale[i], rates[index + j], f"stages.{i}.blocks.{j}", op)
                 for j in range(depth)
             ]
             index += depth

@@ -14,12 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates
 from convzoo.layers.drop_path import DropPath
+from convzoo.layers.layer_scale import optional_layer_scale
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.squeeze_excite import EffectiveSqueezeExcite
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["RDNetConfig", "RDNet"]
 
@@ -54,20 +57,13 @@ def _round8(value: float) -> int:
     return int(value / 8) * 8
 
 
-class EffectiveSE(nn.Module):
-    """Effective squeeze-excitation (CenterMask): x · hardsigmoid(W·mean(x) + b) with one C×C 1×1 conv."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc = nn.Conv2d(channels, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate = self.fc(x.mean(dim=(2, 3), keepdim=True))  # (N, C, 1, 1)
-        return x * F.hardsigmoid(gate)
-
-
 class FeatureMixer(nn.Module):
-    """RDNet's dense layer: DW k×k (the spatial mixer) → LN → 1×1 → GELU → 1×1 [→ ESE] → layer scale → drop path."""
+    """RDNet's dense layer: DW k×k (the spatial mixer) → LN → 1×1 → GELU → 1×1 [→ ESE] → layer scale → drop path.
+
+    The branch of :class:`~convzoo.layers.metanext_block.MetaNeXtBlock` without its residual: a dense layer's
+    output (``growth_rate`` new channels, fewer than its input) is concatenated to its input, not added, and may
+    end in effective squeeze-excitation.
+    """
 
     def __init__(self, cfg: RDNetConfig, in_channels: int, growth_rate: int, ese: bool, drop_path: float, position, op):
         super().__init__()
@@ -86,16 +82,13 @@ class FeatureMixer(nn.Module):
             nn.Conv2d(hidden, growth_rate, 1),
         ]
         if ese:
-            layers.append(EffectiveSE(growth_rate))
+            layers.append(EffectiveSqueezeExcite(growth_rate))
         self.body = nn.Sequential(*layers)
-        self.gamma = nn.Parameter(torch.full((growth_rate,), cfg.ls_init)) if cfg.ls_init > 0 else None
+        self.layer_scale = optional_layer_scale(growth_rate, cfg.ls_init)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.body(x)
-        if self.gamma is not None:
-            x = x * self.gamma.view(1, -1, 1, 1)  # (N, k, H, W) scaled per channel
-        return self.drop_path(x)
+        return self.drop_path(self.layer_scale(self.body(x)))
 
 
 class DenseStage(nn.Module):
@@ -132,8 +125,7 @@ class RDNet(ConvNet):
         p = cfg.patch_size
         self.stem = nn.Sequential(nn.Conv2d(in_chans, cfg.stem_width, p, p), LayerNormChannelsFirst(cfg.stem_width))
         reduction, channels = p, cfg.stem_width
-        total = sum(cfg.layers)
-        rates = [cfg.drop_path_rate * j / max(total - 1, 1) for j in range(total)]  # linear in depth, 0 first
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.layers))
         groups: list[list[nn.Module]] = []
         self.feature_info = []
         for i in range(n):

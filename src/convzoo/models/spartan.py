@@ -26,17 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates
+from convzoo.core.validate import is_int
 from convzoo.layers.drop_path import DropPath
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    modules_inside_ops,
-    register_variant,
-)
-from convzoo.ops.base import create_op
+from convzoo.layers.layer_scale import LayerScale
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, modules_inside_ops, register_variant
 
 __all__ = ["SpaRTANConfig", "SpaRTAN", "SpatialMixer", "WaveChannelMixer", "rotate_channel_pairs"]
 
@@ -64,15 +61,6 @@ def _fan_out_normal_(weight: Tensor, groups: int = 1) -> None:
     """The official conv initialisation: N(0, 2 / fan_out), ``fan_out = Π k · C_out / groups``."""
     fan_out = math.prod(weight.shape[2:]) * weight.shape[0] // groups
     nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_out))
-
-
-def _squeeze_excite(channels: int, reduction: int) -> nn.Module:
-    """The registered ``se`` op (hidden ``channels // reduction``, biases), initialised like the official 1×1 convs."""
-    se = create_op("se", channels, channels, reduction=reduction)
-    for weight, bias in ((se.fc1_weight, se.fc1_bias), (se.fc2_weight, se.fc2_bias)):
-        _fan_out_normal_(weight)
-        nn.init.zeros_(bias)
-    return se
 
 
 def _conv_bn_act(conv: nn.Module, channels: int, act: nn.Module | None) -> nn.Sequential:
@@ -112,8 +100,8 @@ class SpatialMixer(nn.Module):
 
         self.h_conv = _conv_bn_act(conv("h_conv.0", 1), half, nn.GELU())
         self.l_conv = nn.Sequential(conv("l_conv.0", 2), _conv_bn_act(conv("l_conv.1.0", 2), half, nn.GELU()))
-        self.h_attn = _squeeze_excite(half, 4)
-        self.l_attn = _squeeze_excite(half, 4)
+        self.h_attn = SqueezeExcite(half, reduction=4)
+        self.l_attn = SqueezeExcite(half, reduction=4)
         self.proj_out = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,7 +143,7 @@ class WaveChannelMixer(nn.Module):
         self.proj = nn.Conv2d(channels, neck, 1)
         self.wave = nn.Parameter(torch.randn(neck // 2, 2))
         self.conv = _conv_bn_act(nn.Conv2d(neck, neck, 3, padding=1, groups=groups, bias=False), neck, nn.GELU())
-        self.attn = _squeeze_excite(neck, 4 * expand_ratio)  # hidden (r·C) // (4r) = C // 4
+        self.attn = SqueezeExcite(neck, reduction=4 * expand_ratio)  # hidden (r·C) // (4r) = C // 4
         self.proj_out = nn.Conv2d(neck, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -168,7 +156,12 @@ class WaveChannelMixer(nn.Module):
 
 
 class _Block(nn.Module):
-    """``x + DropPath(γ₁ ⊙ SMixer(GN₁(x)))``, then ``x + DropPath(γ₂ ⊙ CMixer(GN₂(x)))``; γ init 1e-5."""
+    """``x + DropPath(γ₁ ⊙ SMixer(GN₁(x)))``, then ``x + DropPath(γ₂ ⊙ CMixer(GN₂(x)))``; γ init 1e-5.
+
+    The pre-norm pair of :class:`~convzoo.layers.metaformer_block.MetaFormerBlock`, but the paper scales the
+    residual *branches* (layer scale γ) where MetaFormerBlock scales the shortcuts (res-scale); the mixers keep
+    the official names ``smixer`` / ``cmixer``, which the ``op=`` positions name.
+    """
 
     def __init__(self, dim: int, ratio: int, late: bool, drop_path: float, position: str, op: str | None) -> None:
         super().__init__()
@@ -176,13 +169,13 @@ class _Block(nn.Module):
         self.smixer = SpatialMixer(dim, dim // 2 if late else 1, position=f"{position}.smixer", op=op)
         self.norm2 = nn.GroupNorm(1, dim, eps=1e-6)
         self.cmixer = WaveChannelMixer(dim, ratio, dim if late else dim * ratio)
-        self.gamma1 = nn.Parameter(torch.full((dim,), 1e-5))
-        self.gamma2 = nn.Parameter(torch.full((dim,), 1e-5))
+        self.layer_scale1 = LayerScale(dim, 1e-5)
+        self.layer_scale2 = LayerScale(dim, 1e-5)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.gamma1.view(-1, 1, 1) * self.smixer(self.norm1(x)))
-        return x + self.drop_path(self.gamma2.view(-1, 1, 1) * self.cmixer(self.norm2(x)))
+        x = x + self.drop_path(self.layer_scale1(self.smixer(self.norm1(x))))
+        return x + self.drop_path(self.layer_scale2(self.cmixer(self.norm2(x))))
 
 
 class SpaRTAN(ConvNet):
@@ -201,16 +194,16 @@ class SpaRTAN(ConvNet):
         for what in ("dims", "expand_ratios"):
             if len(getattr(cfg, what)) != stages:
                 raise ValueError(f"spartan: {what} {getattr(cfg, what)} must have one entry per stage ({stages})")
-        if any(isinstance(d, bool) or not isinstance(d, int) or d < 8 or d % 8 for d in cfg.dims):
+        if any(not is_int(d) or d < 8 or d % 8 for d in cfg.dims):
             raise ValueError(f"spartan: dims must be positive multiples of 8, got {cfg.dims}")
-        if any(isinstance(r, bool) or not isinstance(r, int) or r < 2 for r in cfg.expand_ratios):
+        if any(not is_int(r) or r < 2 for r in cfg.expand_ratios):
             raise ValueError(f"spartan: expand_ratios must be ints ≥ 2, got {cfg.expand_ratios}")
         dims = cfg.dims
         self.stem = nn.Sequential(
             _conv_bn_act(nn.Conv2d(in_chans, dims[0] // 2, 3, 2, 1, bias=False), dims[0] // 2, nn.GELU()),
             _conv_bn_act(nn.Conv2d(dims[0] // 2, dims[0], 3, 2, 1, bias=False), dims[0], nn.GELU()),
         )
-        total = sum(cfg.depths)
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths), endpoint=False)
         stage_list, self.feature_info = [], []
         index, reduction = 0, 4
         for i, (depth, dim, ratio) in enumerate(zip(cfg.depths, dims, cfg.expand_ratios, strict=True)):
@@ -219,10 +212,7 @@ class SpaRTAN(ConvNet):
                 downsample = _conv_bn_act(nn.Conv2d(dims[i - 1], dim, 2, 2, bias=False), dim, nn.SiLU())
                 reduction *= 2
             late = i >= cfg.mid_stage
-            blocks = []
-            for j in range(depth):
-                rate = cfg.drop_path_rate * (index + j) / total
-                blocks.append(_Block(dim, ratio, late, rate, f"stages.{i}.blocks.{j}", op))
+            blocks = [_Block(dim, ratio, late, rates[index + j], f"stages.{i}.blocks.{j}", op) for j in range(depth)]
             index += depth
             stage_list.append(Stage(downsample, blocks))
             self.feature_info.append(FeatureInfo(f"stages.{i}", dim, reduction))
@@ -231,12 +221,16 @@ class SpaRTAN(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # replacement operators and the SE ops keep the initialisation they were built with
+        # replacement operators keep the initialisation they were built with
         inside = modules_inside_ops(self)
         for m in self.modules():
             if id(m) in inside:
                 continue
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, SqueezeExcite):  # its FCs are the official 1×1 convs
+                for weight, bias in ((m.fc1_weight, m.fc1_bias), (m.fc2_weight, m.fc2_bias)):
+                    _fan_out_normal_(weight)
+                    nn.init.zeros_(bias)
+            elif isinstance(m, nn.Conv2d):
                 _fan_out_normal_(m.weight, m.groups)
             elif isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

@@ -8,18 +8,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from convzoo.core.init import drop_path_rates, trunc_normal_init_
 from convzoo.layers.drop_path import DropPath
+from convzoo.layers.layer_scale import LayerScale, optional_layer_scale
 from convzoo.layers.norm import LayerNormChannelsFirst
-from convzoo.models.base import (
-    ClassifierHead,
-    ConvNet,
-    FeatureInfo,
-    Stage,
-    make_mixer,
-    register_variant,
-    trunc_normal_init_,
-)
-from convzoo.ops.attention import SqueezeExcite
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.layers.stage import Stage
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 from convzoo.ops.base import create_op
 from convzoo.ops.dilated_reparam import DilatedReparam
 
@@ -66,7 +62,12 @@ class _GlobalResponseNorm(nn.Module):
 
 
 class _Block(nn.Module):
-    """UniRepLKNet block on (N, C, H, W): ``x + drop_path(γ · BN(pw2(GRN(GELU(pw1(SE(BN(mixer(x)))))))))``."""
+    """UniRepLKNet block on (N, C, H, W): ``x + drop_path(γ · BN(pw2(GRN(GELU(pw1(SE(BN(mixer(x)))))))))``.
+
+    The layout of :class:`~convzoo.layers.metanext_block.MetaNeXtBlock` (mixer → norm → MLP → γ → drop path,
+    residual), but the paper's feed-forward is not the plain MLP: SE before it, GRN inside it and BN after it;
+    and the block folds into a deploy form (:meth:`reparameterize`), which needs each of those pieces by name.
+    """
 
     def __init__(
         self, cfg: UniRepLKNetConfig, dim: int, kernel: int, drop_path: float, position: str, op: str | None
@@ -84,23 +85,21 @@ class _Block(nn.Module):
             options = {"groups": dim} if op == "conv" else {}
             self.dwconv = make_mixer(f"{position}.dwconv", op, default, dim, dim, kernel, **options)
         self.norm = nn.Identity() if kernel == 0 else nn.BatchNorm2d(dim)
-        self.se = SqueezeExcite(dim, dim, reduction=cfg.se_reduction)
+        self.se = SqueezeExcite(dim, reduction=cfg.se_reduction)
         hidden = int(cfg.ffn_ratio * dim)
         self.pwconv1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.grn = _GlobalResponseNorm(hidden)
         self.pwconv2 = nn.Linear(hidden, dim, bias=False)
         self.ffn_norm: nn.Module = nn.BatchNorm2d(dim)
-        self.gamma = nn.Parameter(torch.full((dim,), cfg.layer_scale_init)) if cfg.layer_scale_init > 0 else None
+        self.layer_scale = optional_layer_scale(dim, cfg.layer_scale_init)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.se(self.norm(self.dwconv(x)))
         y = self.grn(self.act(self.pwconv1(y.permute(0, 2, 3, 1))))  # (N, H, W, 4C)
         y = self.ffn_norm(self.pwconv2(y).permute(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
-        if self.gamma is not None:
-            y = y * self.gamma.view(1, -1, 1, 1)
-        return x + self.drop_path(y)
+        return x + self.drop_path(self.layer_scale(y))
 
     @torch.no_grad()
     def reparameterize(self) -> None:
@@ -116,8 +115,9 @@ class _Block(nn.Module):
             bn = self.ffn_norm
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
             shift = bn.bias - bn.running_mean * scale  # (C,)
-            if self.gamma is not None:
-                scale, shift = scale * self.gamma, shift * self.gamma
+            if isinstance(self.layer_scale, LayerScale):
+                gamma = self.layer_scale.scale
+                scale, shift = scale * gamma, shift * gamma
             bias = shift if self.pwconv2.bias is None else shift + self.pwconv2.bias * scale
             if self.grn.beta is not None:
                 bias = bias + (self.pwconv2.weight @ self.grn.beta) * scale  # W (z + β) = W z + W β
@@ -125,7 +125,7 @@ class _Block(nn.Module):
             linear = nn.Linear(self.pwconv2.in_features, self.pwconv2.out_features, device=bias.device)
             linear.weight.copy_(self.pwconv2.weight * scale[:, None])
             linear.bias.copy_(bias)
-            self.pwconv2, self.ffn_norm, self.gamma = linear, nn.Identity(), None
+            self.pwconv2, self.ffn_norm, self.layer_scale = linear, nn.Identity(), nn.Identity()
 
 
 def _fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -174,7 +174,7 @@ class UniRepLKNet(ConvNet):
             nn.Conv2d(dims[0] // 2, dims[0], 3, 2, 1),
             LayerNormChannelsFirst(dims[0]),
         )
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device="cpu").tolist()
+        rates = drop_path_rates(cfg.drop_path_rate, sum(cfg.depths))
         reduction, index = 4, 0
         stages, self.feature_info = [], []
         for i, dim in enumerate(dims):
