@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from convzoo.models import create_model
-from convzoo.models.base import meta_param_count
+from convzoo.models.counting import meta_param_count
 from convzoo.ops.continuous import FlexConv
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.layers.norm import LayerNormChannelsFirst
 from convzoo.registry import MODELS, ModelInfo
 
 __all__ = ["ByteNet", "ByteNetConfig", "ByteNetBlock", "bytenet", "bytenet_lm"]
@@ -35,11 +36,9 @@ class ByteNetConfig:
     unfold_b: float = 0.0
 
 
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of ``(N, C, L)``."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)  # (N, C, L)
+def _norm(channels: int) -> LayerNormChannelsFirst:
+    """LayerNorm over the channels of ``(N, C, L)``, eps as ``nn.LayerNorm``'s (1e-5)."""
+    return LayerNormChannelsFirst(channels, eps=1e-5)
 
 
 class ByteNetBlock(nn.Module):
@@ -51,9 +50,9 @@ class ByteNetBlock(nn.Module):
         super().__init__()
         self.causal = causal
         self.span = (kernel_size - 1) * dilation
-        self.norm1, self.reduce = ChannelLayerNorm(2 * hidden), nn.Conv1d(2 * hidden, hidden, 1)
-        self.norm2, self.conv = ChannelLayerNorm(hidden), nn.Conv1d(hidden, hidden, kernel_size, dilation=dilation)
-        self.norm3, self.expand = ChannelLayerNorm(hidden), nn.Conv1d(hidden, 2 * hidden, 1)
+        self.norm1, self.reduce = _norm(2 * hidden), nn.Conv1d(2 * hidden, hidden, 1)
+        self.norm2, self.conv = _norm(hidden), nn.Conv1d(hidden, hidden, kernel_size, dilation=dilation)
+        self.norm3, self.expand = _norm(hidden), nn.Conv1d(hidden, 2 * hidden, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.reduce(F.relu(self.norm1(x)))
@@ -91,7 +90,7 @@ class ByteNet(nn.Module):
             self.encoder = _stack(config, config.encoder_blocks, causal=False)
             self.join = nn.Conv1d(2 * width, width, 1)
         self.decoder = _stack(config, config.decoder_blocks, causal=True)
-        self.head = nn.Sequential(ChannelLayerNorm(width), nn.ReLU(), nn.Conv1d(width, config.target_vocab, 1))
+        self.head = nn.Sequential(_norm(width), nn.ReLU(), nn.Conv1d(width, config.target_vocab, 1))
 
     @property
     def has_encoder(self) -> bool:

@@ -8,11 +8,14 @@ a linear layer (the official ``Linear{d}d`` 1×1 conv on the pooled vector).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.residual import ResidualBlock
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 from convzoo.ops.continuous import FlexConv
 
 __all__ = ["FlexNetConfig", "FlexNet", "CCNNConfig", "CCNN"]
@@ -59,27 +62,25 @@ class FlexNetConfig:
     dim: int = 2
 
 
-class _FlexNetBlock(nn.Module):
+def _flexnet_block(cfg: FlexNetConfig, c_in: int, c_out: int, position: str, op: str | None) -> ResidualBlock:
     """ReLU(BN(FlexConv(Dropout(ReLU(BN(FlexConv(x)))))) + shortcut(x)); a 1×1 shortcut where widths change."""
+    k, d = cfg.kernel_size, cfg.dim
 
-    def __init__(self, cfg: FlexNetConfig, c_in: int, c_out: int, position: str, op: str | None) -> None:
-        super().__init__()
-        k, d = cfg.kernel_size, cfg.dim
+    def mixer(name: str, a: int, b: int) -> nn.Module:
+        return make_mixer(f"{position}.body.{name}", op, lambda: _flexconv(cfg, a, b, False), a, b, k, dim=d, bias=True)
 
-        def mixer(name: str, a: int, b: int) -> nn.Module:
-            return make_mixer(f"{position}.{name}", op, lambda: _flexconv(cfg, a, b, False), a, b, k, dim=d, bias=True)
-
-        self.conv1 = mixer("conv1", c_in, c_out)
-        self.norm1 = _BN[d](c_out)
-        self.conv2 = mixer("conv2", c_out, c_out)
-        self.norm2 = _BN[d](c_out)
-        self.act = nn.ReLU()
-        self.drop = nn.Dropout(cfg.dropout)
-        self.shortcut = nn.Identity() if c_in == c_out else (nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1](c_in, c_out, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.drop(self.act(self.norm1(self.conv1(x))))
-        return self.act(self.norm2(self.conv2(y)) + self.shortcut(x))
+    body = nn.Sequential(
+        OrderedDict(
+            conv1=mixer("conv1", c_in, c_out),
+            norm1=_BN[d](c_out),
+            act=nn.ReLU(),
+            drop=nn.Dropout(cfg.dropout),
+            conv2=mixer("conv2", c_out, c_out),
+            norm2=_BN[d](c_out),
+        )
+    )
+    shortcut = None if c_in == c_out else (nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1](c_in, c_out, 1)
+    return ResidualBlock(body, shortcut, nn.ReLU())
 
 
 class FlexNet(ConvNet):
@@ -103,7 +104,7 @@ class FlexNet(ConvNet):
             c_out = int(cfg.hidden * factor)
             blocks = []
             for b in range(count):
-                blocks.append(_FlexNetBlock(cfg, c_in, c_out, f"stages.{s}.{b}", op))
+                blocks.append(_flexnet_block(cfg, c_in, c_out, f"stages.{s}.{b}", op))
                 c_in = c_out
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append(FeatureInfo(f"stages.{s}", c_out, 1))
@@ -135,23 +136,22 @@ class CCNNConfig:
     dim: int = 2
 
 
-class _CCNNBlock(nn.Module):
+def _ccnn_block(cfg: CCNNConfig, position: str, op: str | None) -> ResidualBlock:
     """x + GELU(Linear(Dropout(GELU(SepFlexConv(BN(x)))))): the official pre-norm "S4" block."""
-
-    def __init__(self, cfg: CCNNConfig, position: str, op: str | None) -> None:
-        super().__init__()
-        c, k, d = cfg.hidden, cfg.kernel_size, cfg.dim
-        self.norm = _BN[d](c)
-        self.conv = make_mixer(f"{position}.conv", op, lambda: _flexconv(cfg, c, c, True), c, c, k, dim=d, bias=True)
-        self.act = nn.GELU()
-        self.drop = _DROPOUT[d](cfg.dropout)
-        self.linear = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1](c, c, 1)
-        nn.init.kaiming_normal_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.drop(self.act(self.conv(self.norm(x))))
-        return x + self.act(self.linear(y))
+    c, k, d = cfg.hidden, cfg.kernel_size, cfg.dim
+    body = nn.Sequential(
+        OrderedDict(
+            norm=_BN[d](c),
+            conv=make_mixer(f"{position}.body.conv", op, lambda: _flexconv(cfg, c, c, True), c, c, k, dim=d, bias=True),
+            act=nn.GELU(),
+            drop=_DROPOUT[d](cfg.dropout),
+            linear=(nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1](c, c, 1),
+            act_out=nn.GELU(),
+        )
+    )
+    nn.init.kaiming_normal_(body.linear.weight)
+    nn.init.zeros_(body.linear.bias)
+    return ResidualBlock(body)
 
 
 class CCNN(ConvNet):
@@ -171,7 +171,7 @@ class CCNN(ConvNet):
             raise ValueError(f"ccnn: dim must be 1, 2 or 3, got {cfg.dim!r}")
         c = cfg.hidden
         self.stem = nn.Sequential(_flexconv(cfg, in_chans, c, True), _BN[cfg.dim](c), nn.GELU())
-        blocks = [_CCNNBlock(cfg, f"stages.0.{i}", op) for i in range(cfg.blocks)]
+        blocks = [_ccnn_block(cfg, f"stages.0.{i}", op) for i in range(cfg.blocks)]
         self.stages = nn.ModuleList([nn.Sequential(*blocks)])
         self.feature_info = [FeatureInfo("stages.0", c, 1)]
         self.final_norm = _BN[cfg.dim](c)

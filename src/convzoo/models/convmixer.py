@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["ConvMixerConfig", "ConvMixer"]
 
@@ -34,7 +35,11 @@ class ConvMixerConfig:
 
 
 class _Layer(nn.Module):
-    """x ← x + BN(act(DWConv_k(x))); x ← BN(act(Conv1×1(x))): only the spatial half is residual."""
+    """x ← x + BN(act(DWConv_k(x))); x ← BN(act(Conv1×1(x))): only the spatial half is residual.
+
+    Not a :class:`~convzoo.layers.residual.ResidualBlock` (whose sum ends the block): the paper's layer adds the
+    shortcut around the depthwise half only, and its pointwise half then mixes the sum without a shortcut.
+    """
 
     def __init__(self, cfg: ConvMixerConfig, position: str, op: str | None) -> None:
         super().__init__()

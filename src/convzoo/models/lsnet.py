@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 from convzoo.ops.base import create_op
 
 __all__ = ["LSNet", "LSNetConfig"]
@@ -99,14 +101,19 @@ class _Residual(nn.Module):
 
 
 class _Block(nn.Module):
-    """mixer (RepVGG DW + SE on even blocks; LS conv, or attention in the last stage, on odd ones) → residual FFN."""
+    """mixer (RepVGG DW + SE on even blocks; LS conv, or attention in the last stage, on odd ones) → residual FFN.
+
+    Not a :class:`~convzoo.layers.metanext_block.MetaNeXtBlock`: the paper's block has no norm before its FFN and
+    no residual around the mixer as a whole (RepVGG DW and the attention carry their own), the FFN is a BN-ReLU
+    1×1 pair with its own residual, and the mixer alternates from block to block.
+    """
 
     def __init__(self, cfg: LSNetConfig, stage: int, index: int, resolution: int, position: str, op: str | None):
         super().__init__()
         dim = cfg.embed_dims[stage]
         if index % 2 == 0:
             self.mixer = RepVGGDW(dim)
-            self.se = create_op("se", dim, dim, reduction=4)  # timm SqueezeExcite(dim, 0.25)
+            self.se = SqueezeExcite(dim, reduction=4)  # timm SqueezeExcite(dim, 0.25)
         else:
             self.se = nn.Identity()
             if stage == len(cfg.depths) - 1:

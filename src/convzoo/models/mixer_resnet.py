@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.residual import ResidualBlock
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["MixerResNetConfig", "MixerResNet"]
 
@@ -27,26 +29,20 @@ class MixerResNetConfig:
     kernel_size: int = 3
 
 
-class _MixerBlock(nn.Module):
-    """``x + BN(mix₂(ReLU(BN(mix₁(x)))))`` followed by ReLU, with both mixers ``C → C``."""
+def _mixer_block(width: int, kernel_size: int, position: str, op: str | None) -> ResidualBlock:
+    """``ReLU(BN(mix₂(ReLU(BN(mix₁(x))))) + x)``, with both mixers ``C → C``."""
 
-    def __init__(self, width: int, kernel_size: int, position: str, op: str | None) -> None:
-        super().__init__()
+    def conv() -> nn.Module:
+        return nn.Conv2d(width, width, kernel_size, 1, kernel_size // 2, bias=False)
 
-        def conv() -> nn.Module:
-            return nn.Conv2d(width, width, kernel_size, 1, kernel_size // 2, bias=False)
-
-        self.body = nn.Sequential(
-            make_mixer(f"{position}.mixer1", op, conv, width, width, kernel_size),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            make_mixer(f"{position}.mixer2", op, conv, width, width, kernel_size),
-            nn.BatchNorm2d(width),
-        )
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(x + self.body(x))
+    body = nn.Sequential(
+        make_mixer(f"{position}.mixer1", op, conv, width, width, kernel_size),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        make_mixer(f"{position}.mixer2", op, conv, width, width, kernel_size),
+        nn.BatchNorm2d(width),
+    )
+    return ResidualBlock(body, act=nn.ReLU(inplace=True))
 
 
 class MixerResNet(ConvNet):
@@ -64,7 +60,7 @@ class MixerResNet(ConvNet):
             if i > 0:
                 reduction *= 2
                 layers += [nn.Conv2d(in_ch, width, 1, 2, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-            layers += [_MixerBlock(width, cfg.kernel_size, f"stages.{i}.{j}", op) for j in range(depth)]
+            layers += [_mixer_block(width, cfg.kernel_size, f"stages.{i}.{j}", op) for j in range(depth)]
             stages.append(nn.Sequential(*layers))
             self.feature_info.append(FeatureInfo(f"stages.{i}", width, reduction))
             in_ch = width

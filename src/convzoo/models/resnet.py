@@ -8,8 +8,11 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
-from convzoo.ops.attention import EfficientChannelAttention, SqueezeExcite
+from convzoo.layers.residual import ResidualBlock
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
+from convzoo.ops.attention import EfficientChannelAttention
 from convzoo.ops.base import create_op
 
 __all__ = ["ResNetConfig", "ResNet"]
@@ -62,70 +65,65 @@ class _PadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
 
 
-class _Block(nn.Module):
+def _block(
+    cfg: ResNetConfig, in_ch: int, width: int, stride: int, stage: int, position: str, op: str | None
+) -> ResidualBlock:
     """Basic or bottleneck residual block; the 3×3 is the spatial mixer that ``op=`` replaces."""
+    bottleneck = cfg.block == "bottleneck"
+    expansion = 4 if bottleneck else 1
+    out_ch = width * expansion
+    mid = int(width * cfg.width_per_group / 64) * cfg.groups if bottleneck else width
+    layers: list[nn.Module] = []
+    if bottleneck:
+        layers += [nn.Conv2d(in_ch, mid, 1, bias=False), *_bn_relu(mid)]
+    mix_in = mid if bottleneck else in_ch
+    if cfg.radix > 0:
+        # ResNeSt: split-attention conv (conv, BN and ReLU inside), stride moved to an average pool (avd)
+        mix_stride = 1 if cfg.avd else stride
 
-    def __init__(self, cfg: ResNetConfig, in_ch: int, width: int, stride: int, stage: int, position: str, op):
-        super().__init__()
-        bottleneck = cfg.block == "bottleneck"
-        expansion = 4 if bottleneck else 1
-        out_ch = width * expansion
-        mid = int(width * cfg.width_per_group / 64) * cfg.groups if bottleneck else width
-        layers: list[nn.Module] = []
-        if bottleneck:
-            layers += [nn.Conv2d(in_ch, mid, 1, bias=False), *_bn_relu(mid)]
-        mix_in = mid if bottleneck else in_ch
-        if cfg.radix > 0:
-            # ResNeSt: split-attention conv (conv, BN and ReLU inside), stride moved to an average pool (avd)
-            mix_stride = 1 if cfg.avd else stride
+        def default() -> nn.Module:
+            return create_op(
+                "split_attention", mix_in, mid, 3, mix_stride, bias=False, radix=cfg.radix, cardinality=cfg.groups
+            )
 
-            def default() -> nn.Module:
-                return create_op(
-                    "split_attention", mix_in, mid, 3, mix_stride, bias=False, radix=cfg.radix, cardinality=cfg.groups
-                )
-
-            layers.append(make_mixer(f"{position}.mixer", op, default, mix_in, mid, 3, mix_stride))
-            if op is not None:
-                layers += _bn_relu(mid)
-            if cfg.avd and stride > 1:
-                layers.append(nn.AvgPool2d(3, stride, padding=1))
-        else:
-            groups = cfg.groups if bottleneck else 1
-
-            def default() -> nn.Module:
-                return nn.Conv2d(mix_in, mid, 3, stride, 1, groups=groups, bias=False)
-
-            options = {"groups": groups} if op in ("conv", "group") and groups > 1 else {}
-            layers.append(make_mixer(f"{position}.mixer", op, default, mix_in, mid, 3, stride, **options))
+        layers.append(make_mixer(f"{position}.mixer", op, default, mix_in, mid, 3, mix_stride))
+        if op is not None:
             layers += _bn_relu(mid)
-        if bottleneck:
-            layers += [nn.Conv2d(mid, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+        if cfg.avd and stride > 1:
+            layers.append(nn.AvgPool2d(3, stride, padding=1))
+    else:
+        groups = cfg.groups if bottleneck else 1
+
+        def default() -> nn.Module:
+            return nn.Conv2d(mix_in, mid, 3, stride, 1, groups=groups, bias=False)
+
+        options = {"groups": groups} if op in ("conv", "group") and groups > 1 else {}
+        layers.append(make_mixer(f"{position}.mixer", op, default, mix_in, mid, 3, stride, **options))
+        layers += _bn_relu(mid)
+    if bottleneck:
+        layers += [nn.Conv2d(mid, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+    else:
+
+        def second() -> nn.Module:
+            return nn.Conv2d(mid, out_ch, 3, 1, 1, bias=False)
+
+        layers += [make_mixer(f"{position}.mixer2", op, second, mid, out_ch, 3), nn.BatchNorm2d(out_ch)]
+    if cfg.attention == "se":
+        layers.append(SqueezeExcite(out_ch, reduction=cfg.se_reduction))
+    elif cfg.attention == "eca":
+        k = cfg.eca_kernel_sizes[stage] if cfg.eca_kernel_sizes else None
+        layers.append(EfficientChannelAttention(out_ch, out_ch, k_size=k))
+    shortcut: nn.Module | None = None
+    if stride != 1 or in_ch != out_ch:
+        if cfg.shortcut == "pad":
+            shortcut = _PadShortcut(in_ch, out_ch, stride)
+        elif cfg.avg_down:
+            pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else None
+            convs = [nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+            shortcut = nn.Sequential(*([pool] if pool else []), *convs)
         else:
-
-            def second() -> nn.Module:
-                return nn.Conv2d(mid, out_ch, 3, 1, 1, bias=False)
-
-            layers += [make_mixer(f"{position}.mixer2", op, second, mid, out_ch, 3), nn.BatchNorm2d(out_ch)]
-        if cfg.attention == "se":
-            layers.append(SqueezeExcite(out_ch, out_ch, reduction=cfg.se_reduction))
-        elif cfg.attention == "eca":
-            k = cfg.eca_kernel_sizes[stage] if cfg.eca_kernel_sizes else None
-            layers.append(EfficientChannelAttention(out_ch, out_ch, k_size=k))
-        self.body = nn.Sequential(*layers)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_ch != out_ch:
-            if cfg.shortcut == "pad":
-                self.shortcut = _PadShortcut(in_ch, out_ch, stride)
-            elif cfg.avg_down:
-                pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else None
-                convs = [nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
-                self.shortcut = nn.Sequential(*([pool] if pool else []), *convs)
-            else:
-                self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+            shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+    return ResidualBlock(nn.Sequential(*layers), shortcut, nn.ReLU(inplace=True))
 
 
 class ResNet(ConvNet):
@@ -169,7 +167,7 @@ class ResNet(ConvNet):
             blocks = []
             for j in range(depth):
                 stride = 2 if (j == 0 and i > 0) else 1
-                blocks.append(_Block(cfg, in_ch, width, stride, i, f"stages.{i}.{j}", op))
+                blocks.append(_block(cfg, in_ch, width, stride, i, f"stages.{i}.{j}", op))
                 in_ch = width * (4 if cfg.block == "bottleneck" else 1)
             reduction *= 2 if i > 0 else 1
             stages.append(nn.Sequential(*blocks))
@@ -193,7 +191,7 @@ class ResNet(ConvNet):
 
 
 _TV = "torchvision ImageNet weights"
-for _name, _layers, _block, _params in (
+for _name, _layers, _kind, _params in (
     ("resnet18", (2, 2, 2, 2), "basic", 11_689_512),
     ("resnet34", (3, 4, 6, 3), "basic", 21_797_672),
     ("resnet50", (3, 4, 6, 3), "bottleneck", 25_557_032),
@@ -203,7 +201,7 @@ for _name, _layers, _block, _params in (
     register_variant(
         _name,
         ResNet,
-        ResNetConfig(layers=_layers, block=_block),
+        ResNetConfig(layers=_layers, block=_kind),
         papers=("resnext",),
         params=_params,
         params_source=f"{_TV} ({_name})",

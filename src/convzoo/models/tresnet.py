@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.layers.residual import ResidualBlock
 from convzoo.layers.space_to_depth import SpaceToDepth
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
-from convzoo.ops.attention import SqueezeExcite
+from convzoo.layers.squeeze_excite import SqueezeExcite
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 
 __all__ = ["TResNetConfig", "TResNet", "BlurPool"]
 
@@ -55,15 +57,7 @@ def _conv_bn(in_ch: int, out_ch: int, kernel: int, slope: float | None) -> list[
     return layers + ([nn.LeakyReLU(slope, inplace=True)] if slope is not None else [])
 
 
-def _squeeze_excite(channels: int, hidden: int) -> SqueezeExcite:
-    """S14's SE with exactly ``hidden`` channels in its bottleneck (TResNet states the hidden width, not r)."""
-    se = SqueezeExcite(channels, channels, reduction=channels // hidden)
-    if se.hidden_channels != hidden:
-        raise ValueError(f"tresnet: SE on {channels} channels cannot have {hidden} hidden channels (need a divisor)")
-    return se
-
-
-class _Block(nn.Module):
+def _block(in_ch: int, planes: int, kind: str, stride: int, se: bool, position: str, op: str | None) -> ResidualBlock:
     """TResNet's basic or bottleneck block; a stride-2 block blurs-and-subsamples after its 3×3 conv.
 
     Basic: conv3×3 → BN → LReLU → [blur pool] → conv3×3 → BN → [SE, hidden max(C/4, 64)].
@@ -71,43 +65,36 @@ class _Block(nn.Module):
     hidden max(4·planes/8, 64)] → conv1×1 (×4) → BN. Then add the shortcut and ReLU. The 3×3 convs
     (always stride 1) are the spatial mixers that ``op=`` replaces.
     """
+    bottleneck = kind == "bottleneck"
+    out_ch = planes * (4 if bottleneck else 1)
+    slope = 1e-3  # the block activations of the official code (activation_param=1e-3)
 
-    def __init__(self, in_ch: int, planes: int, kind: str, stride: int, se: bool, position: str, op: str | None):
-        super().__init__()
-        bottleneck = kind == "bottleneck"
-        out_ch = planes * (4 if bottleneck else 1)
-        slope = 1e-3  # the block activations of the official code (activation_param=1e-3)
+    def conv3x3(cin: int, cout: int):
+        return lambda: nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
 
-        def conv3x3(cin: int, cout: int):
-            return lambda: nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-
-        layers: list[nn.Module] = []
-        mix_in = in_ch
-        if bottleneck:
-            layers += _conv_bn(in_ch, planes, 1, slope)
-            mix_in = planes
-        layers += [make_mixer(f"{position}.mixer", op, conv3x3(mix_in, planes), mix_in, planes, 3)]
-        layers += [nn.BatchNorm2d(planes), nn.LeakyReLU(slope, inplace=True)]
-        if stride > 1:
-            layers.append(BlurPool(planes))
-        if bottleneck:
-            if se:
-                layers.append(_squeeze_excite(planes, max(out_ch // 8, 64)))
-            layers += _conv_bn(planes, out_ch, 1, None)
-        else:
-            layers += [make_mixer(f"{position}.mixer2", op, conv3x3(planes, planes), planes, planes, 3)]
-            layers.append(nn.BatchNorm2d(planes))
-            if se:
-                layers.append(_squeeze_excite(planes, max(out_ch // 4, 64)))
-        self.body = nn.Sequential(*layers)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride > 1 or in_ch != out_ch:
-            pool = [nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)] if stride > 1 else []
-            self.shortcut = nn.Sequential(*pool, *_conv_bn(in_ch, out_ch, 1, None))
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+    layers: list[nn.Module] = []
+    mix_in = in_ch
+    if bottleneck:
+        layers += _conv_bn(in_ch, planes, 1, slope)
+        mix_in = planes
+    layers += [make_mixer(f"{position}.mixer", op, conv3x3(mix_in, planes), mix_in, planes, 3)]
+    layers += [nn.BatchNorm2d(planes), nn.LeakyReLU(slope, inplace=True)]
+    if stride > 1:
+        layers.append(BlurPool(planes))
+    if bottleneck:
+        if se:
+            layers.append(SqueezeExcite(planes, hidden=max(out_ch // 8, 64)))
+        layers += _conv_bn(planes, out_ch, 1, None)
+    else:
+        layers += [make_mixer(f"{position}.mixer2", op, conv3x3(planes, planes), planes, planes, 3)]
+        layers.append(nn.BatchNorm2d(planes))
+        if se:
+            layers.append(SqueezeExcite(planes, hidden=max(out_ch // 4, 64)))
+    shortcut: nn.Module | None = None
+    if stride > 1 or in_ch != out_ch:
+        pool = [nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)] if stride > 1 else []
+        shortcut = nn.Sequential(*pool, *_conv_bn(in_ch, out_ch, 1, None))
+    return ResidualBlock(nn.Sequential(*layers), shortcut, nn.ReLU(inplace=True))
 
 
 class TResNet(ConvNet):
@@ -147,7 +134,7 @@ class TResNet(ConvNet):
             blocks = []
             for j in range(depth):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(_Block(in_ch, planes, kind, stride, se, f"stages.{i}.{j}", op))
+                blocks.append(_block(in_ch, planes, kind, stride, se, f"stages.{i}.{j}", op))
                 in_ch = planes * (4 if kind == "bottleneck" else 1)
             reduction *= 2 if i > 0 else 1
             stages.append(nn.Sequential(*blocks))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import nn
 
-from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo, make_mixer, register_variant
+from convzoo.layers.residual import ResidualBlock
+from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
+from convzoo.models.registration import make_mixer, register_variant
 from convzoo.ops.base import create_op
 
 __all__ = ["XnorConfig", "XnorNet"]
@@ -40,21 +42,19 @@ class _BinaryUnit(nn.Sequential):
         super().__init__(nn.BatchNorm2d(in_ch), make_mixer(position, op, default, in_ch, out_ch, 3, stride))
 
 
-class _ResidualBlock(nn.Module):
-    """ResNet basic block with both 3×3 convs binary; the 1×1 projection shortcut stays float."""
-
-    def __init__(self, cfg: XnorConfig, in_ch: int, width: int, stride: int, position: str, op: str | None):
-        super().__init__()
-        self.body = nn.Sequential(
-            _BinaryUnit(in_ch, width, stride, cfg.mode, f"{position}.mixer", op),
-            _BinaryUnit(width, width, 1, cfg.mode, f"{position}.mixer2", op),
-        )
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_ch != width:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, width, 1, stride, bias=False), nn.BatchNorm2d(width))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + self.shortcut(x)
+def _residual_block(
+    cfg: XnorConfig, in_ch: int, width: int, stride: int, position: str, op: str | None
+) -> ResidualBlock:
+    """ResNet basic block with both 3×3 convs binary and no activation after the sum; the 1×1 projection shortcut
+    stays float."""
+    body = nn.Sequential(
+        _BinaryUnit(in_ch, width, stride, cfg.mode, f"{position}.mixer", op),
+        _BinaryUnit(width, width, 1, cfg.mode, f"{position}.mixer2", op),
+    )
+    shortcut = None
+    if stride != 1 or in_ch != width:
+        shortcut = nn.Sequential(nn.Conv2d(in_ch, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+    return ResidualBlock(body, shortcut)
 
 
 class XnorNet(ConvNet):
@@ -97,7 +97,7 @@ class XnorNet(ConvNet):
             if cfg.block == "residual":
                 for j in range(depth):
                     stride = 2 if (j == 0 and i > 0) else 1
-                    blocks.append(_ResidualBlock(cfg, in_ch, width, stride, f"stages.{i}.{j}", op))
+                    blocks.append(_residual_block(cfg, in_ch, width, stride, f"stages.{i}.{j}", op))
                     in_ch = width
                 reduction *= 2 if i > 0 else 1
             else:
