@@ -1,26 +1,37 @@
-"""Checkpoints: weights as safetensors, training state as safetensors, and a JSON description.
+"""Checkpoints: weights as safetensors, training state as safetensors, and a JSON description, as one unit.
 
 A checkpoint is a folder::
 
-    checkpoint.json      architecture (model, op, classes, channels, config overrides), data, epoch, step
-    model.safetensors    the model's weights (shared tensors stored once)
-    state.safetensors    optimizer tensors, EMA weights and RNG state, for --resume
+    checkpoint.json      architecture (model, op, classes, channels, config overrides), data, epoch, step,
+                         and the SHA-256 of both tensor files
+    model.safetensors    the model's weights (shared tensors stored once); its header records the step
+    state.safetensors    optimizer tensors, EMA weights and RNG state, for --resume; its header records the step
 
-Each file is written atomically, the JSON last, so a folder whose JSON exists is complete.
+Saving never overwrites a checkpoint in place. Each save writes a new version folder beside the checkpoint
+(``checkpoint.d/step-000000120-…/``), flushes every file and the folder to disk, and then moves the
+``checkpoint`` link to it in one atomic rename; the previous versions are kept up to ``keep`` and then removed.
+An interrupted save (a kill, a power loss) therefore leaves the previous checkpoint whole, never a mixture of two
+steps. Reading resolves the link once, so all three parts come from one version; a part from another step, a file
+whose hash differs from the one recorded, or a truncated file is refused with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from convzoo.core.files import atomic_write, atomic_write_json
+from convzoo.core.files import atomic_write, atomic_write_json, fsync_folder
 
 __all__ = [
     "CheckpointError",
@@ -32,6 +43,8 @@ __all__ = [
 ]
 
 FORMAT = "convzoo-checkpoint/1"
+KEEP = 2  # checkpoint versions kept on disk: the current one and the one before it
+PARTS = ("model.safetensors", "state.safetensors")
 
 
 class CheckpointError(ValueError):
@@ -74,6 +87,48 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions_folder(link: Path) -> Path:
+    """Where the versions behind the checkpoint ``link`` live: ``<link>.d`` beside it."""
+    return link.with_name(link.name + ".d")
+
+
+def _publish(link: Path, version: Path) -> None:
+    """Point ``link`` at ``version`` in one rename (a relative symlink, so the run folder can move)."""
+    if link.is_dir() and not link.is_symlink():  # a checkpoint folder written in place by an older convzoo
+        os.replace(link, version.parent / f"legacy-{uuid.uuid4().hex[:8]}")
+    temporary = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.link")
+    os.symlink(os.path.relpath(version, link.parent), temporary)
+    try:
+        os.replace(temporary, link)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(link.parent)
+
+
+def _prune(link: Path, keep: int) -> None:
+    """Remove versions beyond the newest ``keep`` (never the one ``link`` points at, never a save in progress)."""
+    current = link.resolve()
+    finished = sorted(
+        (p for p in versions_folder(link).iterdir() if p.is_dir() and (p / "checkpoint.json").is_file()),
+        key=lambda p: p.stat().st_mtime_ns,
+    )
+    for old in finished[:-keep] if keep > 0 else finished:
+        if old.resolve() != current:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in versions_folder(link).iterdir():  # saves killed before they were published
+        if partial.name.startswith(".") and partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
 def save_checkpoint(
     folder: str | Path,
     model: nn.Module,
@@ -87,12 +142,20 @@ def save_checkpoint(
     ema: nn.Module | None = None,
     metrics: dict[str, Any] | None = None,
     train_config: dict[str, Any] | None = None,
+    keep: int = KEEP,
 ) -> Path:
-    """Write a checkpoint folder for ``model``; ``architecture`` must let ``build_from_checkpoint`` rebuild it."""
+    """Write a checkpoint of ``model`` and point ``folder`` at it; ``architecture`` must let ``build_from_checkpoint``
+    rebuild the model. Returns ``folder`` (a link to the new version; see the module docstring)."""
     from convzoo import __version__
 
-    folder = Path(folder)
-    atomic_write(folder / "model.safetensors", lambda tmp: save_model(model, str(tmp)))
+    link = Path(folder)
+    versions = versions_folder(link)
+    versions.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:09d}-{uuid.uuid4().hex[:8]}"
+    building = versions / f".{name}"  # hidden until complete: a killed save leaves only a hidden folder
+    building.mkdir()
+    stamp = {"step": str(step), "epoch": str(epoch)}
+    atomic_write(building / "model.safetensors", lambda tmp: save_model(model, str(tmp), metadata=stamp))
     tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state()}
     plain_optimizer = None
     if optimizer is not None:
@@ -100,7 +163,7 @@ def save_checkpoint(
         tensors.update(opt_tensors)
     if ema is not None:
         tensors.update({f"ema/{k}": v.detach().contiguous().clone() for k, v in ema.state_dict().items()})
-    atomic_write(folder / "state.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(building / "state.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=stamp))
     meta = {
         "format": FORMAT,
         "convzoo": __version__,
@@ -113,30 +176,69 @@ def save_checkpoint(
         "optimizer": plain_optimizer,
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "sha256": {part: _sha256(building / part) for part in PARTS},
     }
-    atomic_write_json(folder / "checkpoint.json", meta)
-    return folder
+    atomic_write_json(building / "checkpoint.json", meta)
+    version = versions / name
+    os.replace(building, version)
+    fsync_folder(versions)
+    _publish(link, version)
+    _prune(link, keep)
+    return link
+
+
+def _stamped_step(path: Path) -> str | None:
+    """The step recorded in a safetensors file's header; ``CheckpointError`` when the file cannot be read."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("step")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({error})") from None
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """The description of a checkpoint folder (or of its ``checkpoint.json``)."""
+    """The description of a checkpoint folder (or of its ``checkpoint.json``), its parts checked to agree.
+
+    The link is resolved once, so the returned checkpoint names one version whatever a concurrent save does.
+    """
     path = Path(path)
-    folder = path.parent if path.name == "checkpoint.json" else path
+    link = path.parent if path.name == "checkpoint.json" else path
+    folder = link.resolve() if link.exists() else link
     meta_path = folder / "checkpoint.json"
     if not meta_path.is_file():
         raise CheckpointError(
-            f"{str(folder)!r} is not a convzoo checkpoint: expected a folder with checkpoint.json, "
+            f"{str(link)!r} is not a convzoo checkpoint: expected a folder with checkpoint.json, "
             "model.safetensors and state.safetensors"
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{str(meta_path)!r} is not valid JSON ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "architecture" not in meta:
         raise CheckpointError(f"{str(meta_path)!r} is not a {FORMAT} description")
     if not (folder / "model.safetensors").is_file():
-        raise CheckpointError(f"{str(folder)!r} has no model.safetensors")
+        raise CheckpointError(f"{str(link)!r} has no model.safetensors")
+    _check_parts(folder, meta)
     return Checkpoint(folder, meta)
+
+
+def _check_parts(folder: Path, meta: dict[str, Any]) -> None:
+    """Every tensor file present has the step and (where recorded) the SHA-256 the description names."""
+    hashes = meta.get("sha256") or {}
+    for part in PARTS:
+        file = folder / part
+        if not file.is_file():
+            if part in hashes:
+                raise CheckpointError(f"{str(folder)!r} has no {part}")
+            continue
+        step = _stamped_step(file)
+        if step is not None and step != str(meta.get("step")):
+            raise CheckpointError(
+                f"{str(file)!r} is from step {step} but checkpoint.json describes step {meta.get('step')}: "
+                "the parts of this checkpoint come from different saves"
+            )
+        if part in hashes and _sha256(file) != hashes[part]:
+            raise CheckpointError(f"{str(file)!r} is altered or truncated: its SHA-256 differs from the recorded one")
 
 
 def build_from_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
@@ -166,7 +268,7 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint | str | Path, architec
         )
     try:
         missing, unexpected = load_model(model, str(checkpoint.path / "model.safetensors"), strict=False)
-    except RuntimeError as error:
+    except (RuntimeError, SafetensorError) as error:
         raise CheckpointError(f"checkpoint {str(checkpoint.path)!r} does not fit the model: {error}") from None
     if missing or unexpected:
         raise CheckpointError(
@@ -179,7 +281,10 @@ def load_training_state(
     checkpoint: Checkpoint, optimizer: torch.optim.Optimizer | None, scheduler: Any, ema: nn.Module | None
 ) -> None:
     """Restore optimizer, scheduler, EMA weights and the torch RNG from ``state.safetensors``."""
-    tensors = load_file(str(checkpoint.path / "state.safetensors"))
+    try:
+        tensors = load_file(str(checkpoint.path / "state.safetensors"))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{str(checkpoint.path)!r} has no readable state.safetensors ({error})") from None
     if optimizer is not None and checkpoint.meta.get("optimizer") is not None:
         optimizer.load_state_dict(_unflatten_optimizer(tensors, checkpoint.meta["optimizer"]))
     if scheduler is not None and checkpoint.meta.get("scheduler") is not None:
