@@ -1,9 +1,10 @@
 """convzoo profile TARGET: an op, a model or a module:factory profiled from the command line; --option KEY=VALUE
-read by the one parser; bad names and shapes exit 2 with one line."""
+read by the one parser; the faster-layout column and --no-layout; bad names and shapes exit 2 with one line."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -81,3 +82,21 @@ def test_option_values_are_python_or_json_literals(spelling, capsys):
 )
 def test_bad_options_exit_2_with_one_line(option, message, exits_2_with_one_line):
     exits_2_with_one_line(["profile", "op:cp", "--input", "1x4x6x6", *option], message)
+
+
+def test_cli_profile_marks_the_faster_layout_unless_told_not_to(capsys):
+    argv = ["profile", "op:conv", "--input", "1x8x12x12", "--repeats", "3", "--threads", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    header = next(line for line in text.splitlines() if line.startswith("layer "))
+    row = next(line for line in text.splitlines() if line.startswith("(root) "))
+    assert header.endswith("faster layout") and re.search(r"(CL|NCHW) \d+\.\d\d×( !)?$", row)
+    assert "layout: input NCHW; whole model" in text and "fingerprint: " in text
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["other_layout"] == "channels_last" and data["layers"][0]["layout_speedup"] > 0
+    assert main([*argv, "--no-layout"]) == 0
+    text = capsys.readouterr().out
+    assert "layout: input" not in text and next(
+        line for line in text.splitlines() if line.startswith("(root) ")
+    ).endswith("-")

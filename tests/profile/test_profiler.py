@@ -1,9 +1,10 @@
-"""profile(): rows and totals agree with counting, the roofline arithmetic, waterline ≤ measured (the `convzoo
-profile` command: tests/commands/test_profile.py)."""
+"""profile(): rows and totals agree with counting, the roofline arithmetic, waterline ≤ measured, the faster memory
+layout per row (the `convzoo profile` command: tests/commands/test_profile.py)."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from convzoo import create_op
 from convzoo.profile import MachinePeaks, count_layers, machine_peaks, profile
 from convzoo.profile.machine import peaks_path
+from convzoo.profile.profiler import LAYOUT_FLAG
 
 PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
 
@@ -94,3 +96,33 @@ def test_profile_restores_mode_and_threads():
 def test_bad_arguments(args, kwargs, error, message):
     with pytest.raises(error, match=message):
         profile(*args, peaks=PEAKS, repeats=1, warmup=0, **kwargs)
+
+
+class _SlowInNCHW(nn.Module):
+    """Sleeps when its input is not channels-last: a layer whose layout costs it, without relying on timings."""
+
+    def forward(self, x):
+        if not x.is_contiguous(memory_format=torch.channels_last):
+            time.sleep(0.002)
+        return x + 1
+
+
+def test_layout_rows_name_the_faster_layout_and_flag_costly_ones():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _SlowInNCHW())
+    result = profile(model, torch.randn(1, 3, 8, 8), repeats=5, warmup=1, peaks=PEAKS)
+    slow = next(layer for layer in result.layers if layer.type == "_SlowInNCHW")
+    assert slow.layout == "NCHW" and slow.other_layout == "channels_last" and slow.faster_layout == "channels_last"
+    assert slow.layout_speedup >= LAYOUT_FLAG and slow.layout_flag
+    assert all(layer.other_layout_ms is not None for layer in result.layers)
+    assert result.layout == "NCHW" and result.other_layout_latency is not None and result.layout_speedup > 1
+    assert "CL " in result.table() and " !" in result.table() and "1 rows: 1" in result.table()
+    data = result.to_dict()
+    assert data["totals"]["layout"] == "NCHW" and data["layers"][1]["layout_flag"] is True
+    assert data["fingerprint"]["threads"] == result.threads and data["load"]["wall_s"] > 0
+
+
+def test_layouts_are_compared_only_for_4d_inputs_and_when_asked():
+    skipped = profile(nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8), repeats=2, warmup=0, peaks=PEAKS, layout=False)
+    assert skipped.layout is None and skipped.layers[0].layout_speedup is None and "faster layout" in skipped.table()
+    one_d = profile(nn.Conv1d(3, 4, 3), torch.randn(1, 3, 8), repeats=2, warmup=0, peaks=PEAKS)
+    assert one_d.layout is None and "layouts not compared: the input is 3-d" in one_d.table()

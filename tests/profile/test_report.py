@@ -53,7 +53,14 @@ def test_table_shows_rows_totals_and_the_machine(result):
     text = format_table(result)
     for expected in ("tiny: input 2x3x6x6 float32", "machine: test cpu", "FLOP/B", "waterline", "BatchNorm2d"):
         assert expected in text
-    assert len(text.splitlines()) == 2 + 1 + 2 + len(result.layers) + 1 + 2
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("layer "))
+    rows = lines[header + 2 : header + 2 + len(result.layers)]
+    assert [row.split()[0] for row in rows] == [layer.name for layer in result.layers] and lines[
+        len(rows) + header + 2
+    ] == ""
+    assert lines[header - 1] == "" and any(line.startswith("fingerprint: ") for line in lines[:header])
+    assert lines[header].endswith("faster layout") and "layout: input NCHW; whole model" in text
 
 
 def test_a_waterline_above_the_latency_is_flagged(result):

@@ -12,21 +12,25 @@ from convzoo.commands._util import positive_int, table
 def run_machine(args: argparse.Namespace) -> int:
     import torch
 
-    from convzoo.profile.machine import machine_peaks, peaks_path
+    from convzoo.profile.machine import fingerprint, machine_peaks, peaks_path
 
     threads = args.threads or torch.get_num_threads()
     path = peaks_path(threads, args.quick)
     if args.refresh or not path.is_file():
         print(f"measuring the peaks at {threads} threads (a few seconds) ...", file=sys.stderr)
     peaks = machine_peaks(threads, refresh=args.refresh, quick=args.quick)
+    facts = fingerprint(peaks.threads)
     if args.json:
-        print(json.dumps({**peaks.to_dict(), "ridge": peaks.ridge, "cache": str(path)}, indent=2))
+        print(json.dumps({**peaks.to_dict(), "ridge": peaks.ridge, "cache": str(path), "fingerprint": facts}, indent=2))
         return 0
     bf16 = f"{peaks.bf16_gflops:.1f} GFLOP/s" if peaks.bf16_gflops is not None else "not native on this CPU"
     rows = [
-        ("cpu", peaks.cpu),
+        ("cpu", f"{peaks.cpu} ({facts['vendor']} {facts['cpu_id']})".replace(" ()", "")),
+        ("isa", f"{' '.join(facts['isa']) or '-'} (from {facts['isa_source']}); ATen {facts['cpu_capability']}"),
+        ("cpus", f"{facts['usable_cpus']} usable of {facts['logical_cpus']}"),
         ("threads", peaks.threads),
         ("torch", peaks.torch_version),
+        ("oneDNN", facts["onednn"] or "not built in"),
         ("fp32 compute roof", f"{peaks.fp32_gflops:.1f} GFLOP/s"),
         ("bf16 compute roof", bf16),
         *((kernel, f"{rate:.1f} GFLOP/s") for kernel, rate in peaks.kernels.items()),

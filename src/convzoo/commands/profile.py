@@ -30,7 +30,13 @@ def run_profile(args: argparse.Namespace) -> int:
     if not peaks_path(threads).is_file():
         print(f"measuring this machine's peaks at {threads} threads once (a few seconds) ...", file=sys.stderr)
     result = profile(
-        module, tuple(shape), threads=args.threads, repeats=args.repeats, warmup=args.warmup, name=args.target
+        module,
+        tuple(shape),
+        threads=args.threads,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        name=args.target,
+        layout=not args.no_layout,
     )
     if args.json:
         print(to_json(result), end="")
@@ -55,6 +61,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: torch's)")
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed forward passes (default 30)")
     parser.add_argument("--warmup", type=positive_int, default=3, help="untimed forward passes first (default 3)")
+    parser.add_argument(
+        "--no-layout",
+        action="store_true",
+        help="skip timing a channels-last copy beside the NCHW model (4-d inputs; it doubles the timed passes) and "
+        "the faster-layout column",
+    )
     parser.add_argument("--out", default=None, help="write profile.json, profile.csv, plots and report.html here")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON instead of the table")

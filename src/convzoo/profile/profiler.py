@@ -10,10 +10,17 @@ container's own ops are its time less its children's. The model's latency is mea
 hooks: the sum of the rows is not the model (hooks add their overhead, and a layer timed inside the model sees
 the caches its neighbours left). The waterline is the sum of the roofline times, the least time this forward
 could take layer by layer on this machine; the model efficiency is ``waterline / measured latency`` ≤ 1.
+
+Memory layout: for a 4-d input (``layout=True``, the default) a copy of the model converted to the other layout
+(channels-last for an NCHW input, NCHW for a channels-last one) runs with its input in that layout, interleaved with
+the model as given, pass by pass, for the rows and for the whole model. Each row then says which layout was faster
+and by how much, and a row where the other layout is at least :data:`LAYOUT_FLAG` times faster is flagged: its
+layout costs it. This doubles the timed passes; ``layout=False`` (``convzoo profile --no-layout``) skips it.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,12 +33,14 @@ from torch import Tensor, nn
 
 from convzoo.core.validate import is_int
 from convzoo.profile.counting import LayerCount, ModelCount, count_layers, eval_no_grad, walk_layers
-from convzoo.profile.machine import MachinePeaks, machine_peaks
-from convzoo.profile.timing import Timing, load_average, measure, summarize, use_threads
+from convzoo.profile.machine import MachinePeaks, fingerprint, machine_peaks
+from convzoo.profile.timing import Load, LoadWatch, Timing, interleaved, summarize, use_threads
 
-__all__ = ["LayerCost", "Profile", "ROOT", "profile", "waterline"]
+__all__ = ["LAYOUT_FLAG", "LayerCost", "Profile", "ROOT", "profile", "waterline"]
 
 ROOT = "(root)"  # the row name of the profiled module itself
+LAYOUT_FLAG = 1.2  # a row whose other memory layout is this many times faster is flagged
+NCHW, CHANNELS_LAST = "NCHW", "channels_last"
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,33 @@ class LayerCost:
     iqr_ms: float
     roofline_ms: float
     bound: str
+    layout: str | None = None  # the layout the row ran in as given (None: layouts not compared)
+    other_layout_ms: float | None = None  # the row's median time in the other layout
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def other_layout(self) -> str | None:
+        return None if self.layout is None else (NCHW if self.layout == CHANNELS_LAST else CHANNELS_LAST)
+
+    @property
+    def layout_speedup(self) -> float | None:
+        """``time as given / time in the other layout``: above 1 the other layout is faster."""
+        if self.other_layout_ms is None or self.other_layout_ms <= 0 or self.median_ms <= 0:
+            return None
+        return self.median_ms / self.other_layout_ms
+
+    @property
+    def faster_layout(self) -> str | None:
+        speedup = self.layout_speedup
+        return None if speedup is None else (self.other_layout if speedup > 1 else self.layout)
+
+    @property
+    def layout_flag(self) -> bool:
+        """Whether the other layout is at least :data:`LAYOUT_FLAG` times faster on this row."""
+        return self.layout_speedup is not None and self.layout_speedup >= LAYOUT_FLAG
 
     @property
     def intensity(self) -> float:
@@ -80,7 +112,8 @@ class LayerCost:
         return f"{self.name} (own ops)" if self.own_ops else self.name
 
     def to_dict(self) -> dict[str, Any]:
-        derived = ("flops", "intensity", "gflops", "gbps", "efficiency")
+        derived = ("flops", "intensity", "gflops", "gbps", "efficiency", "layout_speedup", "faster_layout")
+        derived += ("layout_flag",)
         return {**asdict(self), **{k: getattr(self, k) for k in derived}}
 
 
@@ -103,10 +136,26 @@ class Profile:
     peaks: MachinePeaks
     warmup: int = 0
     load_average: float | None = None
+    layout: str | None = None  # the input's layout as given (None: layouts not compared)
+    other_layout_latency: Timing | None = None
+    layout_note: str = ""  # why layouts were not compared, where they were not
+    fingerprint: dict[str, Any] | None = None
+    load: Load | None = None
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def layout_speedup(self) -> float | None:
+        """The model's ``latency as given / latency in the other layout`` (above 1: the other is faster)."""
+        if self.other_layout_latency is None or self.other_layout_latency.median_ms <= 0:
+            return None
+        return self.latency_ms / self.other_layout_latency.median_ms
+
+    @property
+    def other_layout(self) -> str | None:
+        return None if self.layout is None else (NCHW if self.layout == CHANNELS_LAST else CHANNELS_LAST)
 
     @property
     def latency_ms(self) -> float:
@@ -151,7 +200,14 @@ class Profile:
                 "layers_ms": self.layers_ms,
                 "waterline_ms": self.waterline_ms,
                 "efficiency": self.efficiency,
+                "layout": self.layout,
+                "other_layout": self.other_layout,
+                "other_layout_latency_ms": self.other_layout_latency.median_ms if self.other_layout_latency else None,
+                "layout_speedup": self.layout_speedup,
             },
+            "layout_note": self.layout_note,
+            "fingerprint": self.fingerprint,
+            "load": self.load.to_dict() if self.load is not None else None,
             "machine": self.peaks.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
         }
@@ -204,19 +260,45 @@ class _LayerTimer:
             handle.remove()
 
 
-def _time_rows(model: nn.Module, inputs: tuple[Tensor, ...], repeats: int, warmup: int) -> dict:
-    timer = _LayerTimer(model)
-    samples: dict[tuple[str, bool], list[float]] = defaultdict(list)
+def _time_rows(runs: list[tuple[nn.Module, tuple[Tensor, ...]]], repeats: int, warmup: int) -> list[dict]:
+    """Per-row timings of each ``(model, inputs)``, their forward passes interleaved (A B A B ...)."""
+    timers = [_LayerTimer(model) for model, _ in runs]
+    samples: list[dict[tuple[str, bool], list[float]]] = [defaultdict(list) for _ in runs]
     try:
         for round_ in range(warmup + repeats):
-            model(*inputs)
-            taken = timer.take()
-            if round_ >= warmup:
-                for key, ms in taken.items():
-                    samples[key].append(ms)
+            for (model, inputs), timer, record in zip(runs, timers, samples, strict=True):
+                model(*inputs)
+                taken = timer.take()
+                if round_ >= warmup:
+                    for key, ms in taken.items():
+                        record[key].append(ms)
     finally:
-        timer.remove()
-    return {key: summarize(values) for key, values in samples.items()}
+        for timer in timers:
+            timer.remove()
+    return [{key: summarize(values) for key, values in record.items()} for record in samples]
+
+
+def _layout_of(x: Tensor) -> str:
+    return CHANNELS_LAST if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else NCHW
+
+
+def _other_layout(
+    model: nn.Module, inputs: tuple[Tensor, ...]
+) -> tuple[str | None, nn.Module | None, tuple[Tensor, ...], str]:
+    """``(layout as given, model in the other layout, inputs in it, note)``; ``None``s with the reason in the note
+    when the input is not 4-d or the model cannot be copied or run in the other layout."""
+    if inputs[0].dim() != 4:
+        return None, None, (), f"layouts not compared: the input is {inputs[0].dim()}-d, not (N, C, H, W)"
+    layout = _layout_of(inputs[0])
+    memory_format = torch.contiguous_format if layout == CHANNELS_LAST else torch.channels_last
+    try:
+        other = copy.deepcopy(model).to(memory_format=memory_format)
+        other_inputs = tuple(t.contiguous(memory_format=memory_format) if t.dim() == 4 else t for t in inputs)
+        other(*other_inputs)
+    except (RuntimeError, TypeError, ValueError, copy.Error) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return None, None, (), f"layouts not compared: the model does not run in the other layout ({reason})"
+    return layout, other, other_inputs, ""
 
 
 def _as_inputs(model: nn.Module, example_input: Any, input_shape: Sequence[int] | None) -> tuple[Tensor, ...]:
@@ -275,13 +357,15 @@ def profile(
     warmup: int = 5,
     peaks: MachinePeaks | None = None,
     name: str | None = None,
+    layout: bool = True,
 ) -> Profile:
     """Profile ``model`` on ``example_input`` (a tensor, a tuple of tensors, or a shape filled with N(0, 1)).
 
     ``threads`` sets the intra-op threads for the measurement (restored after); ``repeats`` timed forward passes
     follow ``warmup`` untimed ones, for the rows (with hooks) and for the model (without). ``peaks`` defaults to
     this machine's cached peaks at that thread count (measured once, a few seconds, when not cached yet). The
-    model's train/eval flags are restored after.
+    model's train/eval flags are restored after. ``layout`` (4-d inputs) also times a copy of the model in the other
+    memory layout, interleaved, and marks the rows it speeds up by :data:`LAYOUT_FLAG` or more (twice the passes).
 
     ``name`` labels the report (default: the model's registered name, else its class name). For example,
     ``profile(create_op("conv", 8, 8), (1, 8, 16, 16)).macs == 8 * 8 * 9 * 16 * 16``.
@@ -291,16 +375,17 @@ def profile(
     name = name or _model_name(model)
     inputs = _as_inputs(model, example_input if input_shape is None else None, input_shape)
     _check_cpu(model, inputs)
-    load = load_average()
-    with use_threads(threads) as used, eval_no_grad(model):
+    with use_threads(threads) as used, eval_no_grad(model), LoadWatch() as watch:
         _dry_run(model, inputs, name)
         counts = count_layers(model, inputs)
-        row_times = _time_rows(model, inputs, repeats, warmup)
-        latency = measure(lambda: model(*inputs), repeats=repeats, warmup=warmup)
+        given, other, other_inputs, note = _other_layout(model, inputs) if layout else (None, None, (), "")
+        runs = [(model, inputs)] + ([(other, other_inputs)] if other is not None else [])
+        row_times = _time_rows(runs, repeats, warmup)
+        latencies = interleaved([lambda m=m, i=i: m(*i) for m, i in runs], repeats=repeats, warmup=warmup)
         peaks = peaks if peaks is not None else machine_peaks(used)
     dtype = inputs[0].dtype
-    empty = summarize([0.0], used)
-    layers = tuple(_cost(row, row_times.get((row.name, row.own_ops), empty), peaks, dtype) for row in counts.layers)
+    other_rows = row_times[1] if other is not None else None
+    layers = tuple(_cost(row, row_times[0], other_rows, given, peaks, dtype) for row in counts.layers)
     return Profile(
         model=name,
         input_shapes=tuple(tuple(t.shape) for t in inputs),
@@ -310,14 +395,29 @@ def profile(
         params=counts.params,
         macs=counts.macs,
         bytes=counts.bytes,
-        latency=latency,
+        latency=latencies[0],
         peaks=peaks,
         warmup=warmup,
-        load_average=load,
+        load_average=watch.load.load_before,
+        layout=given,
+        other_layout_latency=latencies[1] if other is not None else None,
+        layout_note=note,
+        fingerprint=fingerprint(used),
+        load=watch.load,
     )
 
 
-def _cost(row: LayerCount, timing: Timing, peaks: MachinePeaks, dtype: torch.dtype) -> LayerCost:
+def _cost(
+    row: LayerCount,
+    times: dict,
+    other_times: dict | None,
+    layout: str | None,
+    peaks: MachinePeaks,
+    dtype: torch.dtype,
+) -> LayerCost:
+    key = (row.name, row.own_ops)
+    timing = times.get(key) or summarize([0.0])
+    other = other_times.get(key) if other_times is not None else None
     return LayerCost(
         name=row.name or ROOT,
         type=row.type,
@@ -331,6 +431,8 @@ def _cost(row: LayerCount, timing: Timing, peaks: MachinePeaks, dtype: torch.dty
         iqr_ms=timing.iqr_ms,
         roofline_ms=peaks.roofline_ms(row.flops, row.bytes, dtype),
         bound=peaks.bound(row.flops, row.bytes, dtype),
+        layout=layout if other_times is not None else None,
+        other_layout_ms=other.median_ms if other is not None else None,
     )
 
 

@@ -75,14 +75,26 @@ def _row_cells(layer: LayerCost) -> list[str]:
         f"{layer.roofline_ms:.3f}",
         layer.bound,
         f"{layer.efficiency:.0%}" if layer.roofline_ms > 0 else "-",
+        _layout_cell(layer),
     ]
 
 
+def _layout_cell(layer: LayerCost) -> str:
+    """The faster layout and by how much (``CL``: channels-last), ``!`` where it is the other one by ≥ 1.2×."""
+    speedup = layer.layout_speedup
+    if speedup is None:
+        return "-"
+    faster = "CL" if layer.faster_layout == "channels_last" else "NCHW"
+    return f"{faster} {max(speedup, 1 / speedup):.2f}×{' !' if layer.layout_flag else ''}"
+
+
 HEADERS = ("layer", "type", "params", "MACs", "bytes", "FLOP/B", "ms", "IQR ms", "GFLOP/s", "GB/s", "roof ms")
-HEADERS += ("bound", "eff")
+HEADERS += ("bound", "eff", "faster layout")
 
 
 def _summary_lines(profile: Profile) -> list[str]:
+    from convzoo.profile.machine import fingerprint_line
+
     peaks = profile.peaks
     shapes = ", ".join("x".join(map(str, s)) for s in profile.input_shapes)
     bf16 = f"{peaks.bf16_gflops:.1f} GFLOP/s" if peaks.bf16_gflops is not None else "not native"
@@ -93,7 +105,10 @@ def _summary_lines(profile: Profile) -> list[str]:
         f"machine: {peaks.cpu}, fp32 {peaks.fp32_gflops:.1f} GFLOP/s, bf16 {bf16}, copy {peaks.copy_gbps:.1f} GB/s, "
         f"ridge {peaks.ridge:.1f} FLOP/B ({peaks.threads} threads{', quick peaks' if peaks.quick else ''})",
     ]
-    return lines
+    if profile.fingerprint is not None:
+        lines.append(f"fingerprint: {fingerprint_line(profile.fingerprint)}")
+    warning = profile.load.warning(profile.threads) if profile.load is not None else None
+    return lines + ([warning] if warning else [])
 
 
 def _total_lines(profile: Profile) -> list[str]:
@@ -103,10 +118,32 @@ def _total_lines(profile: Profile) -> list[str]:
         f"latency {profile.latency_ms:.3f} ms (IQR {profile.latency.iqr_ms:.3f}); sum of rows {profile.layers_ms:.3f} "
         f"ms; waterline {profile.waterline_ms:.3f} ms; model efficiency {profile.efficiency:.0%}",
     ]
+    lines += _layout_lines(profile)
     if profile.waterline_ms > profile.latency_ms:
         lines.append(
             "warning: the waterline exceeds the measured latency, so the cached peaks are below what this run "
             "reached; measure them again with `convzoo machine --refresh`"
+        )
+    return lines
+
+
+def _layout_lines(profile: Profile) -> list[str]:
+    if profile.layout_speedup is None:
+        return [profile.layout_note] if profile.layout_note else []
+    from convzoo.profile.profiler import LAYOUT_FLAG
+
+    speedup = profile.layout_speedup
+    faster = profile.other_layout if speedup > 1 else profile.layout
+    flagged = [layer.label for layer in profile.layers if layer.layout_flag]
+    lines = [
+        f"layout: input {profile.layout}; whole model {faster} faster by {max(speedup, 1 / speedup):.2f}× "
+        f"({profile.latency_ms:.3f} ms {profile.layout}, {profile.other_layout_latency.median_ms:.3f} ms "
+        f"{profile.other_layout}, interleaved)"
+    ]
+    if flagged:
+        lines.append(
+            f"! {profile.other_layout} is ≥ {LAYOUT_FLAG}× faster on {len(flagged)} rows: {', '.join(flagged[:8])}"
+            + (" …" if len(flagged) > 8 else "")
         )
     return lines
 
@@ -123,7 +160,8 @@ def to_json(profile: Profile) -> str:
 
 CSV_FIELDS = (
     "name", "type", "own_ops", "calls", "params", "macs", "flops", "bytes", "intensity", "macs_source",
-    "median_ms", "iqr_ms", "gflops", "gbps", "roofline_ms", "bound", "efficiency",
+    "median_ms", "iqr_ms", "gflops", "gbps", "roofline_ms", "bound", "efficiency", "layout", "other_layout_ms",
+    "layout_speedup", "faster_layout", "layout_flag",
 )  # fmt: skip
 
 
@@ -258,7 +296,8 @@ def _html(profile: Profile, images: dict[str, str]) -> str:
         f"<h2>Layers</h2><table><tr>{header}</tr>{body}</table>"
         "<p>MACs from torch.utils.flop_counter (per-op formulas where it sees nothing); bytes are inputs, weights "
         "and outputs once per call; roofline time = max(FLOPs / peak, bytes / bandwidth); efficiency = roofline / "
-        "measured; waterline = sum of roofline times.</p></body></html>\n"
+        "measured; waterline = sum of roofline times; faster layout: NCHW or CL (channels-last) and by how much, "
+        "timed interleaved, ! where the other layout is at least 1.2× faster.</p></body></html>\n"
     )
 
 
