@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from convzoo.benchmarks._shapes import QUICK, RESNET18, feature_map
 from convzoo.deploy.binarize import binarize
 from convzoo.deploy.packed_binary import PackedBinaryConv
-from convzoo.models.base import create_model
+from convzoo.models import create_model
 from convzoo.ops.base import create_op
 from convzoo.profile.bench import Case
 from convzoo.registry import MODELS, SUITES

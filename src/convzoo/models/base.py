@@ -10,10 +10,8 @@ registration that fills the config (:mod:`convzoo.models.registration`). Every c
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -123,26 +121,3 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return self.model.forward_stages(x)
-
-
-# Names that lived here before the contract, registration and counting were split; importable from here until
-# every caller (train/, commands/, benchmarks/) imports them from their own module.
-_MOVED = {
-    "register_variant": "convzoo.models.registration",
-    "create_model": "convzoo.models.registration",
-    "list_models": "convzoo.models.registration",
-    "make_mixer": "convzoo.models.registration",
-    "modules_inside_ops": "convzoo.models.registration",
-    "count_params": "convzoo.models.counting",
-    "meta_param_count": "convzoo.models.counting",
-    "meta_macs": "convzoo.models.counting",
-    "trunc_normal_init_": "convzoo.core.init",
-    "Stage": "convzoo.layers.stage",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

@@ -29,7 +29,7 @@ def model_costs(pattern: str | None = None, *, macs: bool = True) -> list[ModelC
     """:class:`ModelCost` of each registered model whose name matches the glob ``pattern`` (all for ``None``),
     sorted by name; ``macs=False`` skips counting MACs (faster)."""
     from convzoo.models import list_models
-    from convzoo.models.base import meta_macs, meta_param_count
+    from convzoo.models.counting import meta_macs, meta_param_count
     from convzoo.registry import MODELS
 
     costs = []
