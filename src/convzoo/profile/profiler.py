@@ -158,6 +158,11 @@ class Profile:
         return None if self.layout is None else (NCHW if self.layout == CHANNELS_LAST else CHANNELS_LAST)
 
     @property
+    def layout_flag(self) -> float:
+        """The speed-up of the other layout at which a row is flagged (:data:`LAYOUT_FLAG`)."""
+        return LAYOUT_FLAG
+
+    @property
     def latency_ms(self) -> float:
         return self.latency.median_ms
 

@@ -130,8 +130,6 @@ def _total_lines(profile: Profile) -> list[str]:
 def _layout_lines(profile: Profile) -> list[str]:
     if profile.layout_speedup is None:
         return [profile.layout_note] if profile.layout_note else []
-    from convzoo.profile.profiler import LAYOUT_FLAG
-
     speedup = profile.layout_speedup
     faster = profile.other_layout if speedup > 1 else profile.layout
     flagged = [layer.label for layer in profile.layers if layer.layout_flag]
@@ -141,10 +139,8 @@ def _layout_lines(profile: Profile) -> list[str]:
         f"{profile.other_layout}, interleaved)"
     ]
     if flagged:
-        lines.append(
-            f"! {profile.other_layout} is ≥ {LAYOUT_FLAG}× faster on {len(flagged)} rows: {', '.join(flagged[:8])}"
-            + (" …" if len(flagged) > 8 else "")
-        )
+        named = ", ".join(flagged[:8]) + (" …" if len(flagged) > 8 else "")
+        lines.append(f"! {profile.other_layout} is ≥ {profile.layout_flag}× faster on {len(flagged)} rows: {named}")
     return lines
 
 
