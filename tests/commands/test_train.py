@@ -61,3 +61,17 @@ def test_bad_usage_exits_2_with_one_line(argv, message, exits_2_with_one_line, t
     monkeypatch.chdir(tmp_path)  # nothing may be written by a refused command; if it were, it would be here
     exits_2_with_one_line(argv, message)
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "cache"])
+
+
+def test_an_interrupted_run_says_how_to_resume_and_exits_130(tmp_path, monkeypatch, capsys):
+    import convzoo.train as train_package
+    from convzoo.train.trainer import TrainResult
+
+    def interrupted(config, resume=False):
+        return TrainResult(torch.nn.Identity(), float("nan"), float("nan"), [], tmp_path / "checkpoint", None, True)
+
+    monkeypatch.setattr(train_package, "train", interrupted)
+    assert main(["train", "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted: saved checkpoint {tmp_path / 'checkpoint'}; continue with the same command and --resume"
+    )

@@ -123,3 +123,40 @@ def test_two_gloo_processes_end_with_identical_weights_and_one_checkpoint(tmp_pa
         "model.safetensors",
         "state.safetensors",
     ]
+
+
+def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import convzoo.models as models_package
+
+    common = {"model": "resnet20", "cfg": SMALL, "progress": False, "batch_size": 256}
+    straight = train(TrainConfig(epochs=2, out=str(tmp_path / "a"), **common))
+    real_create = models_package.create_model
+    calls = {"train": 0}
+
+    def create_with_a_ctrl_c(*args, **kwargs):
+        model = real_create(*args, **kwargs)
+
+        def press_ctrl_c(module, inputs, output):
+            if module.training:
+                calls["train"] += 1
+                if calls["train"] == 7:  # mid second epoch (digits: 6 batches of 256 per epoch)
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        model.register_forward_hook(press_ctrl_c)
+        return model
+
+    monkeypatch.setattr(models_package, "create_model", create_with_a_ctrl_c)
+    interrupted = train(TrainConfig(epochs=2, out=str(tmp_path / "b"), **common))
+    monkeypatch.setattr(models_package, "create_model", real_create)
+    assert interrupted.interrupted and len(interrupted.history) == 1
+    saved = read_checkpoint(tmp_path / "b" / "checkpoint").meta
+    assert saved["epoch"] == 1 and saved["metrics"]["partial_epoch"]["batches"] == 1
+    resumed = train(TrainConfig(epochs=2, out=str(tmp_path / "b"), **common), resume=True)
+    assert not resumed.interrupted
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    for key in ("test_acc", "train_loss", "train_acc", "step"):
+        assert [h[key] for h in straight.history] == [h[key] for h in resumed.history], key

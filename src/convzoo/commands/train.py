@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from convzoo.commands._util import assignments, positive_int, table
 
@@ -33,6 +34,10 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
     )
     result = train(config, resume=args.resume)
+    if result.interrupted:
+        where = f"checkpoint {result.checkpoint}" if result.checkpoint else "no checkpoint (no --out)"
+        print(f"interrupted: saved {where}; continue with the same command and --resume", file=sys.stderr)
+        return 130
     if result.history:
         last = result.history[-1]
         print(

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +100,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     checkpoint: Path | None
     data: DatasetInfo | None = None
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) after saving a checkpoint that --resume continues
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -105,6 +108,30 @@ class TrainResult:
         if self.data is None:
             raise ValueError("train: this result records no dataset, so no input shape")
         return (1, self.data.channels, *self.data.image_size)
+
+
+class _Interrupt:
+    """Ctrl-C (SIGINT) as a request: the first one is noted and the loop stops after the current batch, having
+    saved a checkpoint; a second one interrupts at once, as Python's default does. Only in the main thread of a
+    single process (under torchrun the launcher owns the signal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.requested = False
+        self._previous = None
+        self._enabled = enabled and threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _Interrupt:
+        if self._enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C: the default KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -192,6 +219,10 @@ def train(
 
     ``on_epoch_end(record)`` is called on rank 0 after each epoch's checkpoint with that epoch's
     metrics; returning ``False`` stops the run there (it can be resumed later with ``resume=True``).
+
+    Ctrl-C (SIGINT, single process) stops after the current batch: the checkpoint then records the batches of
+    the epoch already trained, and ``resume=True`` continues from the next one exactly as the uninterrupted run
+    would (the epoch's data order is fixed by its seed). The result says ``interrupted=True``.
     """
     from convzoo.models import create_model
 
@@ -257,83 +288,107 @@ def train(
     if rank == 0 and out is not None:
         out.mkdir(parents=True, exist_ok=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
-    for epoch in range(start_epoch, config.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-            order = sampler
-        else:
-            order = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 10_007 + epoch))
-        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order)
-        net.train()
-        started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = _progress(loader, config.progress and rank == 0, f"{config.model} epoch {epoch + 1}/{config.epochs}")
-        for images, labels in bar:
-            images, labels = images.to(device), labels.to(device)
-            with autocast:
-                logits = net(images)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            loss_sum += loss.item() * labels.numel()
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += labels.numel()
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        if world > 1:
-            # DDP keeps parameters identical; BN statistics are per rank, so every rank takes rank 0's
-            for buffer in model.buffers():
-                dist.broadcast(buffer, src=0)
-        record = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
-            "time_s": time.perf_counter() - started,
-        }
-        if rank == 0:
-            record["test_loss"], record["test_acc"] = evaluate(model, test_set, device=str(device))
-            if ema is not None:
-                record["ema_test_loss"], record["ema_test_acc"] = evaluate(ema.module, test_set, device=str(device))
-            history.append(record)
-            if out is not None:
-                with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
-                save_checkpoint(
-                    out / "checkpoint",
-                    model,
-                    architecture,
-                    data=_data_record(info),
-                    epoch=epoch + 1,
-                    step=step,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    ema=ema,
-                    metrics={"history": history, "test_acc": record["test_acc"]},
-                    train_config=dataclasses.asdict(config),
-                )
-        stop = rank == 0 and on_epoch_end is not None and on_epoch_end(record) is False
-        if world > 1:
-            flag = torch.tensor([int(stop)])
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-            dist.barrier()
-        if stop:
-            break
+    interrupt = _Interrupt(enabled=world == 1)
+    partial = (checkpoint.meta.get("metrics", {}).get("partial_epoch") if checkpoint is not None else None) or {}
+
+    def save(epoch_done: int, test_acc: float | None, partial_epoch: dict[str, Any] | None = None) -> None:
+        metrics = {"history": history, "test_acc": test_acc}
+        if partial_epoch is not None:
+            metrics["partial_epoch"] = partial_epoch
+        save_checkpoint(
+            out / "checkpoint",
+            model,
+            architecture,
+            data=_data_record(info),
+            epoch=epoch_done,
+            step=step,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema=ema,
+            metrics=metrics,
+            train_config=dataclasses.asdict(config),
+        )
+
+    with interrupt:
+        for epoch in range(start_epoch, config.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+                order = sampler
+            else:
+                order = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 10_007 + epoch))
+            loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order)
+            net.train()
+            started = time.perf_counter() - partial.get("time_s", 0.0)
+            skip = partial.get("batches", 0)  # batches this epoch already trained before an interrupt
+            loss_sum, correct, seen = partial.get("loss_sum", 0.0), partial.get("correct", 0), partial.get("seen", 0)
+            partial, stopped_mid_epoch = {}, False
+            description = f"{config.model} epoch {epoch + 1}/{config.epochs}"
+            bar = _progress(loader, config.progress and rank == 0, description)
+            for batch_index, (images, labels) in enumerate(bar):
+                if batch_index < skip:
+                    continue  # the data order of an epoch is fixed by its seed: these were trained already
+                images, labels = images.to(device), labels.to(device)
+                with autocast:
+                    logits = net(images)
+                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                step += 1
+                loss_sum += loss.item() * labels.numel()
+                correct += (logits.argmax(1) == labels).sum().item()
+                seen += labels.numel()
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                if interrupt.requested and batch_index + 1 < len(loader):
+                    if out is not None:
+                        done = {"batches": batch_index + 1, "loss_sum": loss_sum, "correct": correct, "seen": seen}
+                        done["time_s"] = time.perf_counter() - started
+                        save(epoch, history[-1]["test_acc"] if history else None, done)
+                    stopped_mid_epoch = True
+                    break
+            if stopped_mid_epoch:
+                break
+            if world > 1:
+                # DDP keeps parameters identical; BN statistics are per rank, so every rank takes rank 0's
+                for buffer in model.buffers():
+                    dist.broadcast(buffer, src=0)
+            record = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "time_s": time.perf_counter() - started,
+            }
+            if rank == 0:
+                record["test_loss"], record["test_acc"] = evaluate(model, test_set, device=str(device))
+                if ema is not None:
+                    record["ema_test_loss"], record["ema_test_acc"] = evaluate(ema.module, test_set, device=str(device))
+                history.append(record)
+                if out is not None:
+                    with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+                    save(epoch + 1, record["test_acc"])
+            stop = interrupt.requested or (rank == 0 and on_epoch_end is not None and on_epoch_end(record) is False)
+            if world > 1:
+                flag = torch.tensor([int(stop)])
+                dist.broadcast(flag, src=0)
+                stop = bool(flag.item())
+                dist.barrier()
+            if stop:
+                break
     test_loss, test_acc = (history[-1]["test_loss"], history[-1]["test_acc"]) if history else (math.nan, math.nan)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     checkpoint_path = (out / "checkpoint") if out is not None else None
-    return TrainResult(model, test_acc, test_loss, history, checkpoint_path, test_set.info)
+    return TrainResult(model, test_acc, test_loss, history, checkpoint_path, test_set.info, interrupt.requested)
 
 
 def _progress(loader: DataLoader, enabled: bool, description: str):
