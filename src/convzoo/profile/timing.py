@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -117,9 +116,9 @@ def _busy_cpu_seconds() -> float | None:
 
 
 def _own_cpu_seconds() -> float:
-    """CPU seconds this process has used, all its threads, and its waited-for children."""
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
+    """CPU seconds this process has used, all its threads, and its waited-for children (``os.times``: portable)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 @dataclass(frozen=True)
