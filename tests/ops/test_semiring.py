@@ -175,3 +175,15 @@ def test_morph_layer_learns_a_dilation():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05 * first
+
+
+def test_macs_formula_equals_the_flop_counter_where_it_can_see():
+    from convzoo.profile.counting import count_macs
+
+    x = torch.randn(2, 4, 7, 6)
+    linear = create_op("semiring", 4, 6, 3, stride=2, semiring="plus_times", groups=2)
+    flop_counter = torch.utils.flop_counter.FlopCounterMode(display=False)
+    with flop_counter, torch.no_grad():
+        linear(x)
+    assert count_macs(linear, x) == flop_counter.get_total_flops() // 2
+    assert count_macs(create_op("semiring", 4, 6, 3, stride=2, groups=2), x) == count_macs(linear, x)

@@ -8,6 +8,9 @@ the dilation–erosion layer followed by a linear combination of Mondal et al.'s
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -43,6 +46,11 @@ class MorphologicalConv(Op):
         eroded = semiring_conv(x, self.erosion_element, semiring="min_plus", **common)  # (N, C_in, *S_out)
         both = torch.cat([dilated, eroded], dim=1)  # (N, 2·C_in, *S_out)
         return semiring_conv(both, self.mix, self.bias, semiring="plus_times")  # (N, C_out, *S_out)
+
+    def macs(self, input_size: Sequence[int]) -> int:
+        """Per sample: a (max, +) and a (min, +) pass per channel and window element, then the 1×1 mix."""
+        positions = math.prod(self.output_size(input_size))
+        return (2 * math.prod(self.kernel_size) + self.out_channels) * self.in_channels * positions
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", bias={self.bias is not None}"

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import kaiming_conv_init_
 from convzoo.core.validate import check_choice, check_groups, ntuple
+from convzoo.ops._layout import is_channels_last
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -107,7 +108,8 @@ def semiring_conv(
 
     ``x``: ``(N, C_in, *S)``; ``weight``: ``(C_out, C_in / groups, *k)``; ``bias``: ``(C_out,)`` combined with ⊕;
     ``padding`` (symmetric, per dimension) is filled with the semiring's zero. Returns
-    ``(N, C_out, *((S + 2·padding − k) // stride + 1))``. ``(+, ×)`` runs ``F.conv{dim}d`` itself.
+    ``(N, C_out, *((S + 2·padding − k) // stride + 1))`` in ``x``'s memory format. ``(+, ×)`` runs
+    ``F.conv{dim}d`` itself.
 
     >>> x = torch.tensor([[[0.0, 3.0, 1.0, 0.0]]])
     >>> semiring_conv(x, torch.zeros(1, 1, 3), semiring="max_plus", padding=1)  # flat dilation: running max
@@ -128,17 +130,25 @@ def semiring_conv(
     xp = xp.view(batch, groups, 1, per_group, *xp.shape[2:])  # (N, g, 1, C_in/g, *S_padded)
     w = weight.view(groups, c_out // groups, per_group, *kernel)  # (g, C_out/g, C_in/g, *k)
     spread = (1,) * dim
+    # A reduction writes its result contiguous in the order of its input's dims, and an element-wise op follows that
+    # order where strides do not decide (broadcast dims). For a channels-last x the loop therefore runs on views with
+    # the channel dims last, (N, *S, g, C_out/g, C_in/g), so every term comes out channels-last.
+    channels_last = is_channels_last(x)
+    loop_view = (lambda t: t.movedim((1, 2, 3), (-3, -2, -1))) if channels_last else (lambda t: t)
+    inputs = -1 if channels_last else 3  # the dim of a group's input channels in the loop's views
     terms: list[Tensor] = []
     out: Tensor | None = None
     for offset in itertools.product(*(range(k) for k in kernel)):
         window = tuple(slice(o, o + (n - 1) * st + 1, st) for o, n, st in zip(offset, out_size, strides, strict=True))
-        xs = xp[(..., *window)]  # (N, g, 1, C_in/g, *S_out)
+        # shapes below in the (N, g, C_out/g, C_in/g, *S) order; channels-last views have the channel dims last
+        xs = loop_view(xp[(..., *window)])  # (N, g, 1, C_in/g, *S_out)
         wk = w[(..., *offset)].reshape(1, groups, c_out // groups, per_group, *spread)  # (1, g, C_out/g, C_in/g, 1…)
+        wk = loop_view(wk)
         term = ring.times(xs, wk)  # (N, g, C_out/g, C_in/g, *S_out)
         if ring.name == "log_sum_exp":
             terms.append(term)  # one log-sum-exp over every term at the end keeps −∞ padding NaN-free
             continue
-        term = term.squeeze(3) if per_group == 1 else ring.reduce(term, 3)  # (N, g, C_out/g, *S_out)
+        term = term.squeeze(inputs) if per_group == 1 else ring.reduce(term, inputs)  # (N, g, C_out/g, *S_out)
         if out is None:
             out = term
         elif torch.is_grad_enabled() or x.dtype == torch.bool:
@@ -146,8 +156,10 @@ def semiring_conv(
         else:
             out = _plus_(ring, out, term)  # out is this function's own buffer, never a view of x
     if ring.name == "log_sum_exp":
-        out = torch.logsumexp(torch.cat(terms, dim=3), dim=3)  # (N, g, C_out/g, *S_out)
-    out = out.reshape(batch, c_out, *out_size)  # (N, C_out, *S_out)
+        out = torch.logsumexp(torch.cat(terms, dim=inputs), dim=inputs)  # (N, g, C_out/g, *S_out)
+    if channels_last:
+        out = out.movedim((-2, -1), (1, 2))  # the loop's (N, *S_out, g, C_out/g) viewed as (N, g, C_out/g, *S_out)
+    out = out.reshape(batch, c_out, *out_size)  # (N, C_out, *S_out), a view
     if bias is not None:
         out = ring.plus(out, bias.view(1, c_out, *spread))
     return out
@@ -225,6 +237,15 @@ class SemiringConv(Op):
         bias = None if self.bias is None else self.bias.detach().clone()
         padding = same_padding(self.kernel_size)
         return ConvSpec(self.weight.detach().clone(), bias, self.stride, padding, (1,) * self.dim, self.groups)
+
+    def macs(self, input_size: Sequence[int]) -> int:
+        """Semiring multiply-accumulates (one ⊗ and one ⊕ each) per sample: the flop counter sees no max or add."""
+        return (
+            self.out_channels
+            * (self.in_channels // self.groups)
+            * math.prod(self.kernel_size)
+            * math.prod(self.output_size(input_size))
+        )
 
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups != 1 else ""
