@@ -101,6 +101,7 @@ def test_edge_frame_is_e3nns_wigner_d_of_the_edge_rotation():
         wigner = _irreps(1, 5).D_from_angles(alpha, beta, torch.zeros_like(alpha))  # (E, D, D)
     index, _ = so2_order_index(5, 5)  # the frame keeps D(R_e)ᵀ's rows in order-major order
     torch.testing.assert_close(frame.to_frame, wigner.transpose(1, 2)[:, index], rtol=0, atol=1e-12)
+    torch.testing.assert_close(edge_frame(vec, 5, method="e3nn").to_frame, frame.to_frame, rtol=0, atol=1e-12)
     harmonics = o3.spherical_harmonics(
         _irreps(1, 5), vec, True, normalization="component"
     )  # rotated into the frame: only m = 0
