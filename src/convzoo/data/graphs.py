@@ -6,7 +6,8 @@
 Cora, CiteSeer and PubMed are read from the Planetoid raw folder (``ind.<name>.{x,y,tx,ty,allx,ally,graph,
 test.index}``, as Yang et al. 2016 released them) with Kipf's public split: 20 labelled nodes per class,
 the next 500 for validation and the listed 1,000 test nodes. The pickles are read by an unpickler that builds
-only numpy arrays, SciPy CSR matrices, lists and dicts.
+only numpy arrays, SciPy CSR matrices, lists and dicts. Node classification is transductive: one graph holds
+every split as masks, so ``load_dataset(name, split)`` returns the same graph for "train" and "test".
 """
 
 from __future__ import annotations
