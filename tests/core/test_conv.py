@@ -70,3 +70,44 @@ def test_run_conv_routes_plain_conv_modules_and_calls_others():
     circular = nn.Conv1d(2, 2, 3, padding=1, padding_mode="circular")
     y = torch.randn(1, 2, 6)
     torch.testing.assert_close(run_conv(circular, y), circular(y))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "groups"),
+    [((1, 1, 1), 1, 0, 1), ((3, 1, 1), 1, (1, 0, 0), 1), ((3, 1, 1), (2, 1, 1), (1, 0, 0), 4), ((1, 3, 1), 1, 0, 1)],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_channels_last_3d_input_keeps_its_layout_where_the_kernel_is_one_on_the_last_two_axes(
+    kernel, stride, padding, groups, dtype
+):
+    # PyTorch's slow conv3d (float64; float32 single-threaded, batch < 16) writes these outputs contiguous
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 4, 3, dtype=dtype, requires_grad=True)
+    w = torch.randn(6 * groups // 2, 8 // groups, *kernel, dtype=dtype, requires_grad=True)
+    b = torch.randn(w.shape[0], dtype=dtype)
+    out = conv_nd(
+        x.contiguous(memory_format=torch.channels_last_3d), w, b, stride=stride, padding=padding, groups=groups
+    )
+    reference = F.conv3d(x, w, b, stride=stride, padding=padding, groups=groups)
+    if kernel[1:] == (1, 1):
+        assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(out, reference)
+    grad = torch.randn_like(reference)
+    got = torch.autograd.grad(out, (x, w), grad)
+    expected = torch.autograd.grad(reference, (x, w), grad)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+
+def test_one_channel_written_channels_last_3d_stays_channels_last_3d():
+    # one channel is both layouts; its channel stride 1 marks it channels-last, as PyTorch reads it in 2-d
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)[:, :1] * 2).requires_grad_(True)
+    assert x.stride(1) == 1
+    w = torch.randn(4, 1, 1, 1, 1, requires_grad=True)
+    out = conv_nd(x, w)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d) and not out.is_contiguous()
+    reference = F.conv3d(x.detach().contiguous().requires_grad_(True), w)
+    torch.testing.assert_close(out, reference)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(x, w.sum().item()))

@@ -6,6 +6,7 @@ know about them; ``docs/known-issues.md`` describes each one and how to reproduc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,11 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any
     ``conv3d`` returns garbage (errors up to 1e38) when the padding reaches past the input, e.g. a 1³ input
     padded by 2 (``docs/known-issues.md``). Those inputs are zero-padded explicitly and convolved with padding
     0, which is the same sum.
+
+    A ``conv3d`` whose kernel is 1 on the last two axes may run on PyTorch's slow CPU kernel (always in float64;
+    in float32 when single-threaded with a batch under 16), which writes a contiguous output for a
+    channels-last-3d input. For such an input it runs as the ``conv2d`` over ``(D, H·W)`` it equals (a view,
+    no copy), which keeps the layout.
     """
     dim = weight.dim() - 2
     padding = kwargs.get("padding", 0)
@@ -49,6 +55,10 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any
         if pads is not None:
             x = F.pad(x, [p for p in reversed(pads) for _ in range(2)])  # (N, C, *(S + 2p))
             kwargs = {**kwargs, "padding": 0}
+    if dim == 3 and x.device.type == "cpu" and weight.shape[3:] == (1, 1) and _is_channels_last_3d(x):
+        out = _conv3d_as_conv2d(x, weight, bias, kwargs)
+        if out is not None:
+            return out
     stride = kwargs.get("stride", 1)
     strides = (stride,) * dim if isinstance(stride, int) else tuple(stride)
     one_group = kwargs.get("groups", 1) == 1
@@ -56,6 +66,43 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None = None, **kwargs: Any
         y = F.conv3d(x, weight, bias, **{**kwargs, "stride": 1})
         return y[(..., *(slice(None, None, s) for s in strides))]
     return CONV_FUNCTIONS[dim](x, weight, bias, **kwargs)
+
+
+def _is_channels_last_3d(x: Tensor) -> bool:
+    """Laid out channels-last-3d as PyTorch reads strides: a one-channel tensor is both layouts, and counts as
+    channels-last where its channel stride is 1 (it was written channels-last)."""
+    if x.dim() != 5 or not x.is_contiguous(memory_format=torch.channels_last_3d):
+        return False
+    return not x.is_contiguous() or (x.stride(1) == 1 and math.prod(x.shape[2:]) > 1)
+
+
+def _conv3d_as_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, kwargs: dict[str, Any]) -> Tensor | None:
+    """A channels-last-3d ``conv3d`` with a ``(k, 1, 1)`` kernel, unit stride and no padding on the last two axes,
+    as the ``conv2d`` over ``(D, H·W)`` it equals: ``(N, C, D, H, W)`` viewed ``(N, C, D, H·W)`` (channels-last),
+    convolved, viewed back. ``None`` where it does not apply (string padding, a stride or padding along H or W)."""
+    stride, padding, dilation = (kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1)))
+    if isinstance(padding, str):
+        return None
+    stride, padding, dilation = (
+        ntuple(v, 3, name, "conv_nd") for v, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation"))
+    )
+    if stride[1:] != (1, 1) or padding[1:] != (0, 0):
+        return None
+    batch, channels, depth, height, width = x.shape
+    if channels > 1:
+        flat = x.flatten(3)  # (N, C, D, H·W), a channels-last view
+    else:  # a view would renumber the one channel's stride and lose the channels-last hint; keep the strides
+        flat = x.as_strided((batch, 1, depth, height * width), (x.stride(0), x.stride(1), x.stride(2), x.stride(4)))
+    out = F.conv2d(
+        flat,
+        weight.flatten(3),  # (C_out, C_in / groups, k, 1)
+        bias,
+        stride=(stride[0], 1),
+        padding=(padding[0], 0),
+        dilation=(dilation[0], 1),
+        groups=kwargs.get("groups", 1),
+    )  # (N, C_out, D', H·W), channels-last
+    return out.unflatten(3, (height, width))  # (N, C_out, D', H, W), channels-last-3d
 
 
 def run_conv(module: nn.Module, x: Tensor) -> Tensor:
