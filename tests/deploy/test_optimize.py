@@ -97,7 +97,7 @@ def test_forms_that_cannot_be_built_are_reported_not_dropped(monkeypatch):
 
     monkeypatch.setattr(optimize_module, "FrozenGraph", refuse)
     model = nn.Sequential(create_op("conv", 3, 4), nn.ReLU()).eval()
-    _, plan = optimize_with_report(model, torch.randn(1, 3, 8, 8), repeats=2)
+    _, plan = optimize_with_report(model, torch.randn(1, 3, 8, 8), repeats=2, onednn_fusion=True)
     assert set(plan.whole) == {"as trained", "eager", "channels_last"}
     assert plan.rejected["frozen graph + oneDNN fusion"] == "could not be built: RuntimeError: cannot script this model"
     assert "| not used | why |" in plan.markdown()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -180,10 +181,22 @@ def evaluate(
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
+DIST_TIMEOUT_S = 300  # a collective that waits longer (a peer died or hangs) fails instead of blocking for good
+
+
 def _distributed() -> tuple[int, int, int]:
+    """``(world, rank, local_rank)``, joining the process group under torchrun.
+
+    Collectives time out after ``CONVZOO_DIST_TIMEOUT_S`` seconds (default 300) rather than torch's 30 minutes, so
+    a rank left waiting on a dead peer fails with an error; under torchrun the launcher usually ends the other
+    ranks within seconds of one failing, before the timeout.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        seconds = float(os.environ.get("CONVZOO_DIST_TIMEOUT_S", DIST_TIMEOUT_S))
+        dist.init_process_group(
+            backend="nccl" if torch.cuda.is_available() else "gloo", timeout=datetime.timedelta(seconds=seconds)
+        )
     rank = dist.get_rank() if world > 1 else 0
     local = int(os.environ.get("LOCAL_RANK", "0"))
     return world, rank, local
