@@ -54,3 +54,40 @@ def test_permissions_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+_REWRITER = """
+import sys
+from convzoo.core.files import atomic_write_bytes
+path, size = sys.argv[1], int(sys.argv[2])
+print("ready", flush=True)
+n = 0
+while True:
+    n += 1
+    atomic_write_bytes(path, bytes([n % 251]) * size)
+"""
+
+
+@pytest.mark.parametrize("kills", [pytest.param(5, id="5"), pytest.param(50, id="50", marks=pytest.mark.slow)])
+def test_sigkill_mid_write_leaves_a_whole_file(tmp_path, kills):
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "report.bin"
+    size = 4 * 2**20  # large enough that a kill often lands inside a write
+    atomic_write_bytes = files_module.atomic_write_bytes
+    atomic_write_bytes(target, b"\0" * size)
+    rng = random.Random(0)
+    for _ in range(kills):
+        process = subprocess.Popen([sys.executable, "-c", _REWRITER, str(target), str(size)], stdout=subprocess.PIPE)
+        assert process.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        data = target.read_bytes()
+        assert len(data) == size and data == data[:1] * size, "a half-written file"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "report.bin"]
+    assert all(name.startswith(".report.bin.") for name in leftovers)  # only temporary files of killed writes
