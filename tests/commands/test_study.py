@@ -1,10 +1,13 @@
-"""convzoo study: two ops, one epoch, every output written and the table printed; a bad op exits 2."""
+"""convzoo study: two ops, one epoch, every output written and the table printed; --seeds trains each op that many
+times and prints mean ± std; a bad op exits 2."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+
+import pytest
 
 from convzoo.cli import main
 
@@ -29,3 +32,28 @@ def test_study_two_ops_one_epoch_writes_every_output(tmp_path, capsys):
 def test_cli_bad_op_exits_2(capsys):
     assert main(["study", "--ops", "conv,nope", "--no-progress"]) == 2
     assert "unknown op 'nope'" in capsys.readouterr().err
+
+
+def test_seeds_two_trains_twice_and_prints_mean_and_spread(tmp_path, capsys):
+    import statistics
+
+    out = tmp_path / "study"
+    args = ["study", "--ops", "conv", "--epochs", "1", "--seeds", "2", "--out", str(out), "--repeats", "3"]
+    assert main([*args, "--no-progress"]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    assert row["seeds"] == [0, 1] and len(row["test_accs"]) == 2
+    assert row["test_acc"] == statistics.fmean(row["test_accs"])
+    assert row["test_acc_std"] == statistics.stdev(row["test_accs"])
+    losses = {h["seed"]: h["train_loss"] for h in row["history"]}
+    assert losses[0] != losses[1]  # two runs with different seeds, not one run counted twice
+    assert (out / "runs" / "conv" / "checkpoint").is_dir() and (out / "runs" / "conv-seed1" / "checkpoint").is_dir()
+    printed = capsys.readouterr().out
+    assert re.search(r"conv \*\s+\d+\.\d\d ± \d+\.\d\d", printed) and "mean ± std" in printed
+    assert "threads" in printed and "torch" in printed
+
+
+def test_seeds_has_help_text(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["study", "--help"])
+    assert stopped.value.code == 0
+    assert re.search(r"--seeds SEEDS\s+train each op this many times", capsys.readouterr().out)

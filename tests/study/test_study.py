@@ -1,7 +1,12 @@
-"""The study: the Pareto front, kernels per op, bad options fail before any training, data loaded once (the
+"""The study: the Pareto front on the mean accuracy, kernels per op, bad options fail before any training, data
+loaded once per run, seeds averaged, the deploy form timed beside the training form, the machine named (the
 `convzoo study` command: tests/commands/test_study.py)."""
 
 from __future__ import annotations
+
+import csv
+import json
+import re
 
 import pytest
 
@@ -55,7 +60,107 @@ def test_the_study_measures_on_the_data_train_loaded_without_loading_it_again(tm
 
     for module in (convzoo.data, convzoo.data.base, convzoo.train.trainer):
         monkeypatch.setattr(module, "load_dataset", counting)
-    config = StudyConfig(ops=("conv",), epochs=1, out=str(tmp_path), repeats=3, progress=False)
+    config = StudyConfig(ops=("conv",), epochs=1, seeds=1, out=str(tmp_path), repeats=3, progress=False)
     (row,), _ = run_study(config)
     assert row.status == "ok" and row.params > 0
     assert loads == [("digits", "train"), ("digits", "test")]
+
+
+def test_the_front_uses_the_mean_accuracy_not_the_best_seed():
+    rows = [
+        StudyRow("a", "ok", test_acc=0.89, test_accs=[0.80, 0.98], latency_ms=1.0),
+        StudyRow("b", "ok", test_acc=0.92, test_accs=[0.92, 0.92], latency_ms=2.0),
+        StudyRow("c", "ok", test_acc=0.895, test_accs=[0.99, 0.80], latency_ms=3.0),  # best seed 0.99, mean 0.895
+    ]
+    assert pareto_front(rows) == ["a", "b"]
+
+
+def _fake_train(calls):
+    """train() without training: the backbone as built, an accuracy set by the seed (0.90, 0.94, ...)."""
+    from convzoo.data.base import DatasetInfo
+    from convzoo.models import create_model
+    from convzoo.train import TrainResult
+
+    def fake(config, **_):
+        calls.append((config.op, config.seed, config.out))
+        model = create_model(config.model, num_classes=10, in_chans=1, op=config.op, **config.cfg)
+        info = DatasetInfo("digits", "test", 10, 1, (8, 8), tuple("0123456789"), (0.5,), (0.5,))
+        accuracy = 0.90 + 0.04 * (config.seed % 3)
+        history = [{"epoch": 1, "test_acc": accuracy}]
+        return TrainResult(model, accuracy, 0.1, history, None, info)
+
+    return fake
+
+
+def test_seeds_give_mean_and_spread_over_runs_with_different_seeds(tmp_path, monkeypatch):
+    import statistics
+
+    import convzoo.train
+    from convzoo.study import run_study
+
+    calls = []
+    monkeypatch.setattr(convzoo.train, "train", _fake_train(calls))
+    config = StudyConfig(ops=("conv", "dilated_reparam"), seed=4, seeds=2, out=str(tmp_path), repeats=2, progress=False)
+    rows, paths = run_study(config)
+    runs = tmp_path / "runs"
+    assert calls == [
+        ("conv", 4, str(runs / "conv")),
+        ("conv", 5, str(runs / "conv-seed5")),
+        ("dilated_reparam", 4, str(runs / "dilated_reparam")),
+        ("dilated_reparam", 5, str(runs / "dilated_reparam-seed5")),
+    ]
+    for row in rows:
+        assert row.status == "ok" and row.seeds == [4, 5]
+        assert row.test_accs == pytest.approx([0.94, 0.98])
+        assert row.test_acc == pytest.approx(0.96)
+        assert row.test_acc_std == pytest.approx(statistics.stdev([0.94, 0.98]))
+        assert (row.test_acc_min, row.test_acc_max) == pytest.approx((0.94, 0.98))
+        assert [h["seed"] for h in row.history] == [4, 5]
+    saved = json.loads(paths["json"].read_text())
+    assert saved["pareto_front"] == pareto_front(rows)
+    assert [r["test_acc"] for r in saved["rows"]] == pytest.approx([0.96, 0.96])
+
+
+def test_the_deploy_form_is_timed_beside_the_training_form(tmp_path, monkeypatch):
+    import convzoo.train
+    from convzoo.study import run_study
+
+    monkeypatch.setattr(convzoo.train, "train", _fake_train([]))
+    config = StudyConfig(ops=("dilated_reparam",), seeds=1, out=str(tmp_path), repeats=2, progress=False)
+    (row,), paths = run_study(config)
+    assert row.status == "ok" and row.test_acc_std is None  # one seed: no spread
+    assert row.layout in ("nchw", "channels_last") and set(row.layout_ms) == {"nchw", "channels_last"}
+    assert row.latency_ms == row.layout_ms[row.layout] == min(row.layout_ms.values())
+    assert row.train_latency_ms > 0 and row.speedup == pytest.approx(row.train_latency_ms / row.latency_ms)
+    # re-parameterised: the deploy form computes one 5x5 depthwise kernel where the trained op ran its branches
+    assert 0 < row.deploy_macs < row.macs and row.deploy_params < row.params
+    with paths["csv"].open() as f:
+        (saved,) = csv.DictReader(f)
+    assert float(saved["latency_ms"]) > 0 and saved["layout"] == row.layout and float(saved["train_latency_ms"]) > 0
+
+
+def test_the_report_names_the_cpu_threads_and_torch(tmp_path, monkeypatch):
+    import html
+
+    import torch
+
+    import convzoo.train
+    from convzoo.profile.machine import cpu_name, fingerprint
+    from convzoo.study import run_study
+
+    monkeypatch.setattr(convzoo.train, "train", _fake_train([]))
+    config = StudyConfig(ops=("conv",), seeds=1, out=str(tmp_path), threads=1, repeats=2, progress=False)
+    _, paths = run_study(config)
+    settings = json.loads(paths["json"].read_text())["settings"]
+    machine = settings["machine"]
+    assert machine["cpu"] == cpu_name() and machine["isa"] == fingerprint(1)["isa"]
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["threads"] == settings["threads_used"] == 1 and settings["torch"] == torch.__version__
+    assert settings["load"]["wall_s"] > 0
+    page = paths["html"].read_text()
+    line = re.search(r'<p class="machine">Measured on (.*?)\.</p>', page).group(1)
+    assert html.escape(cpu_name()) in line and "1 threads" in line and f"torch {torch.__version__}" in line
+    for flag in machine["isa"]:  # avx512f, avx512_vnni, amx_tile, ... where the CPU has them
+        assert flag in line
+    second_panel = r'<img alt="accuracy against parameters and MACs" src="data:image/png;base64,[A-Za-z0-9+/]{100,}'
+    assert re.search(second_panel, page)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from convzoo.commands._util import positive_int, table
 
 
 def run_study_command(args: argparse.Namespace) -> int:
     from convzoo.study import StudyConfig, run_study
-    from convzoo.study.report import pareto_front
+    from convzoo.study.report import accuracy_text, machine_line, pareto_front
 
     ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
     config = StudyConfig(
@@ -19,6 +20,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         epochs=args.epochs,
         seed=args.seed,
+        seeds=args.seeds,
         out=args.out,
         threads=args.threads,
         repeats=args.repeats,
@@ -26,38 +28,61 @@ def run_study_command(args: argparse.Namespace) -> int:
     )
     rows, paths = run_study(config)
     front = pareto_front(rows)
+    spread = "mean ± std" if config.seeds > 1 else "1 seed"
     print(
         table(
-            ("op", "test acc", "params", "MMACs", "latency ms", "status"),
+            ("op", f"test acc % ({spread})", "params", "MMACs", "deploy ms", "layout", "train-form ms", "status"),
             [
                 (
                     r.op + (" *" if r.op in front else ""),
-                    "" if r.test_acc is None else f"{100 * r.test_acc:.2f}%",
+                    accuracy_text(r),
                     "" if r.params is None else f"{r.params:,}",
                     "" if r.macs is None else f"{r.macs / 1e6:.2f}",
                     "" if r.latency_ms is None else f"{r.latency_ms:.3f}",
+                    r.layout or "",
+                    "" if r.train_latency_ms is None else f"{r.train_latency_ms:.3f}",
                     r.status,
                 )
                 for r in rows
             ],
         )
     )
-    print(f"\n* Pareto front. Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
+    settings = json.loads(paths["json"].read_text())["settings"]  # the machine and load the study recorded
+    print(f"\n{machine_line(settings)}")
+    if settings.get("load_warning"):
+        print(settings["load_warning"])
+    also = f"{paths['json'].name}, {paths['csv'].name}"
+    print(f"* Pareto front (mean accuracy, deploy latency). Report: {paths['html']}  (also {also})")
     return 0 if any(r.status == "ok" for r in rows) else 2
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from convzoo.study.runner import DEFAULT_OPS
+    from convzoo.study.runner import DEFAULT_OPS, StudyConfig
 
+    defaults = StudyConfig()
     p = sub.add_parser("study", help="train one backbone per operator on a dataset, measure each, report")
     p.add_argument("--ops", default=",".join(DEFAULT_OPS), help="comma-separated registered operators")
-    p.add_argument("--model", default="mixer_resnet20")
-    p.add_argument("--data", default="digits")
+    p.add_argument("--model", default=defaults.model)
+    p.add_argument("--data", default=defaults.data)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--epochs", type=positive_int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: torch's)")
-    p.add_argument("--repeats", type=positive_int, default=30, help="timed forward passes per op")
-    p.add_argument("--out", default="study")
+    p.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    p.add_argument("--seed", type=int, default=defaults.seed, help="the first seed (default: %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=defaults.seeds,
+        help="train each op this many times, with seeds SEED, SEED+1, ...; accuracy is reported as mean ± sample "
+        "standard deviation and the Pareto front uses the mean (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="intra-op threads (default: the idle cores, at most torch's)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=defaults.repeats,
+        help="interleaved timed forward passes per op and form (default: %(default)s)",
+    )
+    p.add_argument("--out", default=defaults.out)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_study_command)

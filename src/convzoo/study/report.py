@@ -1,4 +1,6 @@
-"""Outputs of ``convzoo study``: ``results.json``, ``results.csv`` and ``report.html`` with the Pareto plot embedded."""
+"""Outputs of ``convzoo study``: ``results.json``, ``results.csv`` and ``report.html`` (both plots embedded), written
+atomically. Every output names the machine that produced it: CPU model, ISA flags (AVX-512, VNNI, AMX), threads,
+torch and oneDNN versions, and the load around the run."""
 
 from __future__ import annotations
 
@@ -12,13 +14,30 @@ from typing import Any
 
 from convzoo.core.files import atomic_write_json, atomic_write_text
 
-__all__ = ["write_study", "pareto_front", "COLUMNS"]
+__all__ = ["COLUMNS", "accuracy_text", "machine_line", "pareto_front", "write_study"]
 
-COLUMNS = ("op", "status", "kernel_size", "test_acc", "params", "macs", "latency_ms", "latency_iqr_ms", "efficiency")
+COLUMNS = (
+    "op",
+    "status",
+    "kernel_size",
+    "test_acc",
+    "test_acc_std",
+    "test_acc_min",
+    "test_acc_max",
+    "params",
+    "macs",
+    "deploy_macs",
+    "latency_ms",
+    "latency_iqr_ms",
+    "layout",
+    "train_latency_ms",
+    "speedup",
+    "efficiency",
+)
 
 
 def pareto_front(rows: list[Any]) -> list[str]:
-    """Ops no other op beats on both accuracy (higher) and latency (lower), fastest first."""
+    """Ops no other op beats on both mean accuracy (higher) and deploy latency (lower), fastest first."""
     done = sorted((r for r in rows if r.status == "ok"), key=lambda r: (r.latency_ms, -r.test_acc))
     front, best = [], -1.0
     for row in done:
@@ -28,6 +47,24 @@ def pareto_front(rows: list[Any]) -> list[str]:
     return front
 
 
+def accuracy_text(row: Any) -> str:
+    """``"97.33 ± 0.45"`` (percent, mean ± sample std over the seeds); the mean alone for one seed."""
+    if row.test_acc is None:
+        return ""
+    spread = "" if getattr(row, "test_acc_std", None) is None else f" ± {100 * row.test_acc_std:.2f}"
+    return f"{100 * row.test_acc:.2f}{spread}"
+
+
+def machine_line(settings: dict[str, Any]) -> str:
+    """The machine and conditions of the run, one line: CPU, ISA flags, cpus, threads, torch, oneDNN."""
+    from convzoo.profile.machine import fingerprint_line
+
+    machine = settings.get("machine")
+    if machine:
+        return fingerprint_line(machine)
+    return f"{settings.get('threads_used')} threads, torch {settings.get('torch')}"
+
+
 def _csv(rows: list[Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -35,6 +72,21 @@ def _csv(rows: list[Any]) -> str:
     for row in rows:
         writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in COLUMNS])
     return buffer.getvalue()
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _std_pct(row: Any) -> float:
+    return 0.0 if row.test_acc_std is None else 100 * row.test_acc_std
+
+
+def _seeds_phrase(settings: dict[str, Any]) -> str:
+    seeds = settings.get("seeds", 1)
+    return "1 seed" if seeds == 1 else f"mean ± std of {seeds} seeds"
 
 
 def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> str:
@@ -48,9 +100,9 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
     for rank, row in enumerate(sorted(done, key=lambda r: r.latency_ms)):
-        on_front = row.op in front
-        ax.scatter(row.latency_ms, 100 * row.test_acc, s=30 + row.params / 4000, alpha=0.8, zorder=3,
-                   color="tab:red" if on_front else "tab:blue")  # fmt: skip
+        color = "tab:red" if row.op in front else "tab:blue"
+        ax.errorbar(row.latency_ms, 100 * row.test_acc, yerr=_std_pct(row), fmt="none", ecolor=color, alpha=0.5)
+        ax.scatter(row.latency_ms, 100 * row.test_acc, s=30 + row.params / 4000, alpha=0.8, zorder=3, color=color)
         # neighbours in latency take turns above right, below right and above left, so close labels do not overlap
         offset, align = [((5, 5), "left"), ((5, -12), "left"), ((-5, 8), "right")][rank % 3]
         ax.annotate(row.op, (row.latency_ms, 100 * row.test_acc), textcoords="offset points", xytext=offset, ha=align)
@@ -58,8 +110,11 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
     if len(points) > 1:
         ax.plot(*zip(*points, strict=True), color="tab:red", lw=1, ls="--", label="Pareto front")
         ax.legend(loc="best")
-    ax.set_xlabel(f"latency, ms (batch 1, {settings['threads_used']} threads, median of {settings['repeats']})")
-    ax.set_ylabel(f"{settings['data']} test accuracy, %")
+    ax.set_xlabel(
+        f"deploy latency, ms (batch 1, fastest layout, {settings['threads_used']} threads, "
+        f"median of {settings['repeats']})"
+    )
+    ax.set_ylabel(f"{settings['data']} test accuracy, % ({_seeds_phrase(settings)})")
     epochs = settings["epochs"]
     ax.set_title(f"{settings['model']}, {epochs} epoch{'s' if epochs != 1 else ''} per op (marker area ∝ parameters)")
     ax.set_xscale("log")
@@ -67,12 +122,36 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
     ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.margins(x=0.12, y=0.08)
     ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return _png(figure)
 
 
-def _html(rows: list[Any], front: list[str], settings: dict[str, Any], png: str) -> str:
+def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> str:
+    """Mean accuracy against the trained op's parameters (left) and MACs (right), both log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    done = [r for r in rows if r.test_acc is not None and r.params is not None]
+    figure = Figure(figsize=(9, 4), layout="constrained")
+    axes = figure.subplots(1, 2, sharey=True)
+    for ax, attribute, label in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs per image")):
+        for rank, row in enumerate(sorted(done, key=lambda r: getattr(r, attribute))):
+            x, y = getattr(row, attribute), 100 * row.test_acc
+            color = "tab:red" if row.op in front else "tab:blue"
+            ax.errorbar(x, y, yerr=_std_pct(row), fmt="o", color=color, ecolor=color, alpha=0.8, ms=5)
+            offset, align = [((5, 5), "left"), ((5, -12), "left"), ((-5, 8), "right")][rank % 3]
+            ax.annotate(row.op, (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (trained model)")
+        ax.margins(x=0.15, y=0.08)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{settings['data']} test accuracy, % ({_seeds_phrase(settings)})")
+    figure.suptitle("accuracy against size and work (red: on the latency Pareto front)")
+    return _png(figure)
+
+
+def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tuple[str, str]) -> str:
     def cell(value: Any, fmt: str = "{}") -> str:
         return "" if value is None else html.escape(fmt.format(value))
 
@@ -81,26 +160,46 @@ def _html(rows: list[Any], front: list[str], settings: dict[str, Any], png: str)
         mark = " ★" if r.op in front else ""
         body.append(
             f"<tr><td>{html.escape(r.op)}{mark}</td><td>{cell(r.kernel_size)}</td>"
-            f"<td>{cell(None if r.test_acc is None else 100 * r.test_acc, '{:.2f}')}</td>"
+            f"<td>{html.escape(accuracy_text(r))}</td>"
+            f"<td>{cell(None if r.test_acc_min is None else 100 * r.test_acc_min, '{:.2f}')}–"
+            f"{cell(None if r.test_acc_max is None else 100 * r.test_acc_max, '{:.2f}')}</td>"
             f"<td>{cell(r.params, '{:,}')}</td><td>{cell(None if r.macs is None else r.macs / 1e6, '{:.2f}')}</td>"
-            f"<td>{cell(r.latency_ms, '{:.3f}')}</td><td>{cell(r.latency_iqr_ms, '{:.3f}')}</td>"
+            f"<td>{cell(None if r.deploy_macs is None else r.deploy_macs / 1e6, '{:.2f}')}</td>"
+            f"<td>{cell(r.latency_ms, '{:.3f}')}</td><td>{cell(r.layout)}</td>"
+            f"<td>{cell(r.latency_iqr_ms, '{:.3f}')}</td><td>{cell(r.train_latency_ms, '{:.3f}')}</td>"
+            f"<td>{cell(r.speedup, '{:.2f}×')}</td>"
             f"<td>{cell(r.efficiency, '{:.2f}')}</td><td>{html.escape(r.status)}</td></tr>"
         )
+    shown = {k: v for k, v in settings.items() if k not in ("machine", "load")}
+    shown |= {f"machine.{k}": v for k, v in (settings.get("machine") or {}).items()}
+    shown |= {f"load.{k}": v for k, v in (settings.get("load") or {}).items()}
     settings_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in sorted(settings.items())
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in sorted(shown.items())
     )
+    warning = settings.get("load_warning")
+    warning_html = f'<p class="warning">{html.escape(warning)}</p>' if warning else ""
+    seeds = settings.get("seeds", 1)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>convzoo study: {html.escape(settings["model"])}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}td:first-child,th{{text-align:left}}</style>
+<style>body{{font-family:sans-serif;max-width:72em;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}td:first-child,th{{text-align:left}}
+.warning{{color:#a40}}</style>
 </head><body>
 <h1>Which convolution? {html.escape(settings["model"])} on {html.escape(settings["data"])}</h1>
-<p>Each operator replaced every spatial mixer of the backbone and was trained with the same recipe and seed;
-latency is one forward pass at batch 1 on this machine. ★ marks the Pareto front (no other op is both more
-accurate and faster).</p>
-<img alt="accuracy against latency" src="data:image/png;base64,{png}">
-<table><tr><th>op</th><th>kernel</th><th>test acc %</th><th>params</th><th>MMACs</th><th>latency ms</th>
-<th>IQR ms</th><th>roofline efficiency</th><th>status</th></tr>
+<p class="machine">Measured on {html.escape(machine_line(settings))}.</p>
+{warning_html}
+<p>Each operator replaced every spatial mixer of the backbone and was trained with the same recipe, once per seed
+({seeds} seed{"s" if seeds != 1 else ""}); accuracy is the mean ± sample standard deviation (n − 1) over the
+seeds, with the min–max beside it. Latency is one forward pass at batch 1 on this machine of the op's
+<em>deploy form</em> (re-parameterised, BatchNorms folded, in the memory layout measured faster), timed
+interleaved with the model as trained (eager, NCHW; the training-form column). Params and MACs are the trained
+model's; deploy MMACs are what its deploy form computes. ★ marks the Pareto front on mean accuracy and deploy
+latency (no other op is both more accurate and faster).</p>
+<img alt="accuracy against latency" src="data:image/png;base64,{pngs[0]}">
+<img alt="accuracy against parameters and MACs" src="data:image/png;base64,{pngs[1]}">
+<table><tr><th>op</th><th>kernel</th><th>test acc % (mean ± std)</th><th>min–max %</th><th>params</th>
+<th>MMACs</th><th>deploy MMACs</th><th>deploy latency ms</th><th>layout</th><th>IQR ms</th>
+<th>training-form latency ms</th><th>speed-up</th><th>roofline efficiency</th><th>status</th></tr>
 {"".join(body)}</table>
 <h2>Settings</h2><table>{settings_rows}</table>
 </body></html>
@@ -110,12 +209,16 @@ accurate and faster).</p>
 def write_study(rows: list[Any], settings: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write the three outputs atomically into ``out``; returns their paths."""
     front = pareto_front(rows)
-    results = {"settings": settings, "pareto_front": front, "rows": [asdict(r) for r in rows]}
+    results = {
+        "settings": settings,
+        "machine_line": machine_line(settings),
+        "pareto_front": front,
+        "rows": [asdict(r) | {"speedup": r.speedup} for r in rows],
+    }
     paths = {
         "json": atomic_write_json(out / "results.json", results),
         "csv": atomic_write_text(out / "results.csv", _csv(rows)),
     }
-    paths["html"] = atomic_write_text(
-        out / "report.html", _html(rows, front, settings, _pareto_png(rows, front, settings))
-    )
+    pngs = (_pareto_png(rows, front, settings), _counts_png(rows, front, settings))
+    paths["html"] = atomic_write_text(out / "report.html", _html(rows, front, settings, pngs))
     return paths

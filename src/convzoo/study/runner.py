@@ -1,14 +1,24 @@
 """``convzoo study``: which convolution should I use, on my data and my hardware?
 
-One small backbone (default: ``mixer_resnet20``, a CIFAR ResNet-20 layout whose blocks keep their
-width) is trained once per operator on the same data with the same recipe; each trained model is
-then measured on this machine with :func:`convzoo.profile.profile` (parameters, MACs, latency at
-batch 1 with the thread count stated). The rows, a Pareto plot of accuracy against latency and the
-settings are written to ``report.html``, ``results.json`` and ``results.csv``.
+One small backbone (default: ``mixer_resnet20``, a CIFAR ResNet-20 layout whose blocks keep their width) is trained
+per operator on the same data with the same recipe, once per seed (``seeds`` runs with seeds ``seed``,
+``seed + 1``, ...): the accuracy is the mean over the seeds with its sample standard deviation (n − 1) and its
+min–max. The model of the first seed is then measured as a user would ship it: its deploy form
+(:func:`convzoo.deploy.layout.deploy_form`: re-parameterised, BatchNorms folded, in the memory layout measured
+fastest) is timed at batch 1 interleaved with the model as trained (eager, NCHW), so both latencies come from one
+side-by-side run. Seeds change the weights, not the architecture, so one seed's model is timed for the op.
+
+Params and MACs are the trained operator's (what each op learns and costs as designed); the deploy form's MACs
+are kept beside them, since merging a linear op into one dense kernel can change what the CPU computes. The
+rows, a Pareto plot of mean accuracy against deploy latency, accuracy against params and MACs, the machine
+(CPU, ISA flags, threads, torch) and the load are written to ``report.html``, ``results.json`` and
+``results.csv``. Run folders: ``runs/<op>`` holds the first seed's checkpoint (the model timed),
+``runs/<op>-seed<s>`` the others'.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +37,9 @@ DEFAULT_OPS = ("conv", "dwsep", "shift", "inception_dw", "asym", "cp", "e2gc", "
 
 @dataclass
 class StudyConfig:
+    """What to study. ``threads`` (``None``: the idle cores, at most torch's count) holds for training and timing;
+    ``repeats`` is the number of interleaved timed rounds per op."""
+
     ops: tuple[str, ...] = DEFAULT_OPS
     model: str = "mixer_resnet20"
     data: str = "digits"
@@ -34,9 +47,10 @@ class StudyConfig:
     epochs: int = 4
     batch_size: int = 32
     seed: int = 0
+    seeds: int = 3
     out: str = "study"
     threads: int | None = None
-    repeats: int = 30
+    repeats: int = 50
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -48,80 +62,163 @@ class StudyConfig:
             raise ValueError(f"study: ops must be distinct, got {', '.join(self.ops)}")
         MODELS.get(self.model)
         check_int(self.epochs, "epochs", "study")
+        check_int(self.seeds, "seeds", "study")
         check_int(self.repeats, "repeats", "study")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
 
 
 @dataclass
 class StudyRow:
+    """One operator: accuracy over the seeds, the trained op's counts, its deploy form's latency and layout, and the
+    trained (eager) form's latency measured beside it."""
+
     op: str
     status: str  # "ok", or why the op could not be studied
     kernel_size: int | None = None
-    test_acc: float | None = None
-    params: int | None = None
-    macs: int | None = None
-    latency_ms: float | None = None
+    test_acc: float | None = None  # mean over the seeds
+    test_acc_std: float | None = None  # sample standard deviation (n - 1); None for one seed
+    test_acc_min: float | None = None
+    test_acc_max: float | None = None
+    test_accs: list[float] = field(default_factory=list)  # one per seed, in seed order
+    seeds: list[int] = field(default_factory=list)
+    params: int | None = None  # the trained model's
+    macs: int | None = None  # the trained model's
+    deploy_params: int | None = None
+    deploy_macs: int | None = None
+    latency_ms: float | None = None  # the deploy form, in `layout`
     latency_iqr_ms: float | None = None
-    efficiency: float | None = None
-    train_s: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    layout: str | None = None
+    layout_ms: dict[str, float] = field(default_factory=dict)  # the deploy form in every layout tried
+    train_latency_ms: float | None = None  # the model as trained, eager, default layout
+    train_latency_iqr_ms: float | None = None
+    efficiency: float | None = None  # the deploy form's waterline / its latency
+    train_s: float | None = None  # all seeds together
+    history: list[dict[str, Any]] = field(default_factory=list)  # every epoch of every seed, each with its "seed"
+
+    @property
+    def speedup(self) -> float | None:
+        """Training-form latency / deploy latency."""
+        if self.latency_ms is None or self.train_latency_ms is None or self.latency_ms <= 0:
+            return None
+        return self.train_latency_ms / self.latency_ms
+
+
+def _run_dir(config: StudyConfig, op: str, seed: int) -> Path:
+    runs = Path(config.out) / "runs"
+    return runs / op if seed == config.seed else runs / f"{op}-seed{seed}"
+
+
+def _train_seeds(config: StudyConfig, op: str, kernel: int | None, bar) -> tuple[list[Any], float]:
+    from convzoo.train import TrainConfig, train
+
+    cfg = {"kernel_size": kernel} if kernel is not None else {}
+    results, started = [], time.perf_counter()
+    for seed in config.seed_list:
+        bar.set_postfix(op=op, seed=seed)
+        train_config = TrainConfig(
+            model=config.model,
+            op=op,
+            data=config.data,
+            data_root=config.data_root,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=seed,
+            out=str(_run_dir(config, op, seed)),
+            cfg=cfg,
+            progress=config.progress,
+        )
+        results.append(train(train_config))
+    return results, time.perf_counter() - started
+
+
+def _accuracy_fields(accuracies: list[float]) -> dict[str, Any]:
+    return {
+        "test_acc": statistics.fmean(accuracies),
+        "test_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+        "test_acc_min": min(accuracies),
+        "test_acc_max": max(accuracies),
+        "test_accs": accuracies,
+    }
+
+
+def _measure(config: StudyConfig, model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The deploy form's latency, layout and counts, and the trained form's, on one ``input_shape`` input."""
+    from convzoo.deploy.layout import deploy_form
+    from convzoo.profile import count_layers, machine_peaks
+
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    deployed, report = deploy_form(model, example, repeats=config.repeats)
+    trained_counts, deployed_counts = count_layers(model, (example,)), count_layers(deployed, (example,))
+    peaks = machine_peaks(torch.get_num_threads())
+    waterline = sum(peaks.roofline_ms(2 * layer.macs, layer.bytes) for layer in deployed_counts.layers)
+    return {
+        "params": trained_counts.params,
+        "macs": trained_counts.macs,
+        "deploy_params": deployed_counts.params,
+        "deploy_macs": deployed_counts.macs,
+        "latency_ms": report.latency_ms,
+        "latency_iqr_ms": report.latency.iqr_ms,
+        "layout": report.layout,
+        "layout_ms": {name: timing.median_ms for name, timing in report.timings.items()},
+        "train_latency_ms": report.trained.median_ms,
+        "train_latency_iqr_ms": report.trained.iqr_ms,
+        "efficiency": waterline / report.latency_ms if report.latency_ms > 0 else None,
+    }
 
 
 def _study_one(config: StudyConfig, op: str, bar) -> StudyRow:
-    from convzoo.profile import profile
-    from convzoo.train import TrainConfig, train
-
     takes_kernel = "kernel_size" in MODELS.get(config.model).info.config_fields()
     kernel = kernel_for(op) if takes_kernel else None
-    cfg = {"kernel_size": kernel} if takes_kernel else {}
-    train_config = TrainConfig(
-        model=config.model,
-        op=op,
-        data=config.data,
-        data_root=config.data_root,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        out=str(Path(config.out) / "runs" / op),
-        cfg=cfg,
-        progress=config.progress,
-    )
-    started = time.perf_counter()
     try:
-        result = train(train_config)
+        results, train_s = _train_seeds(config, op, kernel, bar)
     except ValueError as error:  # the op cannot stand in this backbone: reported, not hidden
         return StudyRow(op, f"skipped: {error}", kernel)
-    train_s = time.perf_counter() - started
-    sample = result.input_shape  # the data train() loaded, not loaded again
-    measured = profile(result.model, input_shape=sample, threads=config.threads, repeats=config.repeats, name=op)
-    bar.set_postfix(op=op, acc=f"{result.test_accuracy:.3f}", ms=f"{measured.latency_ms:.2f}")
-    return StudyRow(
-        op,
-        "ok",
-        kernel,
-        result.test_accuracy,
-        measured.params,
-        measured.macs,
-        measured.latency_ms,
-        measured.latency.iqr_ms,
-        measured.efficiency,
-        train_s,
-        result.history,
-    )
+    seeds = config.seed_list
+    history = [{"seed": seed, **record} for seed, r in zip(seeds, results, strict=True) for record in r.history]
+    row = StudyRow(
+        op, "ok", kernel, seeds=seeds, train_s=train_s, history=history,
+        **_accuracy_fields([r.test_accuracy for r in results]),
+    )  # fmt: skip
+    try:
+        measured = _measure(config, results[0].model, results[0].input_shape)  # the data train() loaded
+    except (ValueError, TypeError) as error:  # a deploy form that differs from the model: trained, not timed
+        row.status = f"no deploy form: {error}"
+        return row
+    for name, value in measured.items():
+        setattr(row, name, value)
+    bar.set_postfix(op=op, acc=f"{row.test_acc:.3f}", ms=f"{row.latency_ms:.2f}", layout=row.layout)
+    return row
 
 
 def run_study(config: StudyConfig) -> tuple[list[StudyRow], dict[str, Path]]:
-    """Train and measure every op of ``config``; returns the rows and the paths of the written outputs."""
+    """Train every op of ``config`` once per seed and measure its deploy form; returns the rows and the paths of the
+    written outputs (``report.html``, ``results.json``, ``results.csv`` in ``config.out``)."""
     from tqdm.auto import tqdm
 
+    from convzoo.profile.machine import fingerprint
+    from convzoo.profile.timing import LoadWatch, choose_threads, use_threads
     from convzoo.study.report import write_study
 
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    threads, threads_reason = choose_threads(config.threads)
     rows: list[StudyRow] = []
-    bar = tqdm(config.ops, desc="study", unit="op", disable=not config.progress, dynamic_ncols=True)
-    for op in bar:
-        rows.append(_study_one(config, op, bar))
-    settings = asdict(config) | {"threads_used": torch.get_num_threads(), "torch": torch.__version__}
+    with use_threads(threads) as used, LoadWatch() as watch:
+        bar = tqdm(config.ops, desc="study", unit="op", disable=not config.progress, dynamic_ncols=True)
+        for op in bar:
+            rows.append(_study_one(config, op, bar))
+        machine = fingerprint(used)
+    settings = asdict(config) | {
+        "threads_used": used,
+        "threads_reason": threads_reason,
+        "torch": torch.__version__,
+        "batch": 1,
+        "accuracy_spread": "sample standard deviation (n - 1) over the seeds; min and max also given",
+        "machine": machine,
+        "load": watch.load.to_dict() if watch.load is not None else None,
+        "load_warning": watch.load.warning(used) if watch.load is not None else None,
+    }
     return rows, write_study(rows, settings, out)
