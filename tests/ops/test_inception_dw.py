@@ -146,3 +146,23 @@ def test_float32_gradients_in_3d_with_one_channel_per_branch():
         op64(x).backward(grad_out)
         for (name, p32), (_, p64) in zip(op.named_parameters(), op64.named_parameters(), strict=True):
             torch.testing.assert_close(p32.grad.double(), p64.grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(("dim", "channels", "ratio"), [(2, 16, 0.125), (3, 16, 0.125), (2, 9, 1 / 3)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_output_and_gradients_keep_the_input_memory_format(dim, channels, ratio, stride):
+    # the branches are written into one tensor laid out like the input (no torch.cat), training included
+    torch.manual_seed(6)
+    op = create_op("inception_dw", channels, channels, 3, stride, dim=dim, band_kernel_size=5, branch_ratio=ratio)
+    fmt = torch.channels_last if dim == 2 else torch.channels_last_3d
+    x = torch.randn(2, channels, *(7,) * dim)
+    grads = []
+    for layout in (torch.contiguous_format, fmt):
+        xl = x.clone(memory_format=layout).requires_grad_(True)
+        y = op(xl)
+        assert y.is_contiguous(memory_format=layout)
+        y.backward(torch.arange(y.numel(), dtype=y.dtype).view_as(y).sin())
+        grads.append([xl.grad, *(p.grad.clone() for p in op.parameters())])
+        op.zero_grad(set_to_none=True)
+    for contiguous, channels_last in zip(*grads, strict=True):
+        torch.testing.assert_close(channels_last, contiguous, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_int, is_number
+from convzoo.ops._layout import empty
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -32,9 +33,10 @@ class InceptionDW(Op):
     Input ``(N, C, *S)`` → output ``(N, C, *ceil(S / stride))``. With ``g = int(C · branch_ratio)`` the channels
     split, in this order, into ``C − (dim + 1)·g`` identity channels, ``g`` channels under a square ``k_s^d``
     depthwise conv (``kernel_size``), and ``g`` channels under each band depthwise conv (:func:`band_shapes`);
-    the outputs are concatenated in the same order. Defaults ``kernel_size=3``, ``band_kernel_size=11``,
-    ``branch_ratio=0.125`` and the channel order follow sail-sg/inceptionnext, ``models/inceptionnext.py``
-    (``InceptionDWConv2d``); each conv branch has a bias iff ``bias``, the identity none.
+    the outputs keep the same order, written into one tensor in the input's memory format (no concatenation).
+    Defaults ``kernel_size=3``, ``band_kernel_size=11``, ``branch_ratio=0.125`` and the channel order follow
+    sail-sg/inceptionnext, ``models/inceptionnext.py`` (``InceptionDWConv2d``); each conv branch has a bias iff
+    ``bias``, the identity none.
 
     N-d generalisation (the paper is 2-d): one band per axis, so ``dim + 1`` conv branches and
     ``branch_ratio ≤ 1/(dim + 1)`` (1/3 in 2-d; 1-d has a short and a long band, 3-d a cube and three bands).
@@ -96,15 +98,18 @@ class InceptionDW(Op):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        split = [self.identity_channels] + [self.branch_channels] * len(self.branch_kernels)
-        identity, *groups = torch.split(x, split, dim=1)  # (N, C_id, *S), then (N, g, *S) per conv branch
-        subsample = tuple(slice(None, None, s) for s in self.stride)
-        outputs = [identity[(slice(None), slice(None), *subsample)]]  # (N, C_id, *ceil(S / stride))
+        # Each output channel is written once, into one tensor in x's memory format: the identity channels (the
+        # input, subsampled by the stride) by one copy, then each conv branch's output over its channels. No split
+        # and concatenate; starting from a clone of x instead would write the conv channels twice.
+        kept = x[(..., *(slice(None, None, s) for s in self.stride))]  # (N, C, *ceil(S / stride)), a view
+        out = empty(kept.shape, like=x)
+        out[:, : self.identity_channels] = kept[:, : self.identity_channels]
         g = self.branch_channels
-        for index, (group, weight) in enumerate(zip(groups, self.branch_weights, strict=True)):
+        for index, weight in enumerate(self.branch_weights):
+            start = self.identity_channels + index * g
             branch_bias = None if self.bias is None else self.bias[index * g : (index + 1) * g]
-            outputs.append(self._depthwise(group, weight, branch_bias))
-        return torch.cat(outputs, dim=1)  # (N, C, *ceil(S / stride))
+            out[:, start : start + g] = self._depthwise(x[:, start : start + g], weight, branch_bias)  # (N, g, *S')
+        return out  # (N, C, *ceil(S / stride))
 
     def _depthwise(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """Depthwise conv of ``x`` ``(N, g, *S)`` with ``weight`` ``(g, 1, *k)``, "same" padding, the op's stride."""
