@@ -149,6 +149,19 @@ def test_inference_in_place_path_equals_the_autograd_path():
     torch.testing.assert_close(op(x), fast, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("tile", [7, 64, 10_000])  # rows of one plane, whole planes of a few groups, everything
+@pytest.mark.parametrize(("semiring", "dim", "stride"), [("max_plus", 2, 1), ("min_plus", 3, 2), ("or_and", 1, 2)])
+def test_tiled_inference_equals_the_autograd_path(monkeypatch, tile, semiring, dim, stride):
+    from convzoo.ops import semiring as semiring_module
+
+    monkeypatch.setattr(semiring_module, "TILE_ELEMENTS", tile)
+    op = create_op("semiring", 6, 12, 3, stride=stride, dim=dim, semiring=semiring, groups=6).double()
+    x = torch.randn(2, 6, *([9] * dim), dtype=torch.float64)
+    with torch.no_grad():
+        tiled = op(x)
+    torch.testing.assert_close(tiled, op(x), rtol=0, atol=0)
+
+
 def test_errors_name_the_op_and_value():
     with pytest.raises(ValueError, match=r"semiring: semiring must be one of .*got 'tropical'"):
         create_op("semiring", 2, 2, semiring="tropical")
