@@ -130,14 +130,30 @@ def check_dtypes(op: Op, size: Sequence[int]) -> None:
 
 
 def check_channels_last(op: Op, size: Sequence[int]) -> None:
-    """A channels-last input (2-d and 3-d) gives the same output as a contiguous one."""
+    """A channels-last input (2-d and 3-d) gives the same output as a contiguous one, and each keeps its memory
+    format: channels-last in, channels-last out (so a network run channels-last stays so); contiguous in,
+    contiguous out."""
     if len(size) not in (2, 3):
         return
     op.eval()
     x = _input(op, size)
     fmt = torch.channels_last if len(size) == 2 else torch.channels_last_3d
+    layout = "channels-last" if len(size) == 2 else "channels-last-3d"
     with torch.no_grad():
-        torch.testing.assert_close(op(x.contiguous(memory_format=fmt)), op(x), rtol=1e-5, atol=1e-5)
+        out_cl = op(x.contiguous(memory_format=fmt))
+        out = op(x)
+    name = _name(op)
+    assert out_cl.is_contiguous(memory_format=fmt), (
+        f"{name}: a {layout} input {tuple(x.shape)} gave an output that is not {layout} "
+        f"(shape {tuple(out_cl.shape)}, strides {out_cl.stride()})"
+    )
+    assert out.is_contiguous(), (
+        f"{name}: a contiguous input {tuple(x.shape)} gave a non-contiguous output "
+        f"(shape {tuple(out.shape)}, strides {out.stride()})"
+    )
+    torch.testing.assert_close(
+        out_cl, out, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: a {layout} input changes the output: {m}"
+    )
 
 
 def check_state_dict_roundtrip(op: Op, size: Sequence[int], fresh: Op) -> None:

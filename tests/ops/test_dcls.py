@@ -97,10 +97,13 @@ def test_contract(dim, stride, size):
     check_dense_kernel(op, (size,) * dim)
 
 
-def test_depthwise_2d_runs_channels_last_but_returns_contiguous():
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_depthwise_2d_runs_in_the_input_memory_format(memory_format):
     op = create_op("dcls", 8, 8, 5, kernel_count=4, groups=8)
-    y = op(torch.randn(2, 8, 6, 6))
-    assert y.is_contiguous()
+    x = torch.randn(2, 8, 6, 6)
+    y = op(x.contiguous(memory_format=memory_format))
+    assert y.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(y, op(x), rtol=1e-5, atol=1e-5)
     check_dense_kernel(op, (6, 6))
 
 

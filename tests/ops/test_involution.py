@@ -103,6 +103,24 @@ def test_contract(dim, stride, size):
     check_op_contract(op, (size,) * dim, make_contract_op("involution", dim=dim, stride=stride, seed=1))
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_several_groups_keep_the_input_memory_format(dim, stride):
+    # 32 channels in two kernel groups: the sum runs in the input's layout, and matches the unfold form
+    torch.manual_seed(4)
+    op = create_op("involution", 32, 32, 3, stride, dim=dim).eval()
+    fmt = torch.channels_last if dim == 2 else torch.channels_last_3d
+    x = torch.randn(2, 32, *(6,) * dim)
+    with torch.no_grad():
+        kernels = op.generate_kernels(x)
+        expected = involution_aggregate_unfold(x, kernels, op.kernel_size, op.stride)
+        for layout in (torch.contiguous_format, fmt):
+            y = involution_aggregate(x.contiguous(memory_format=layout), kernels, op.kernel_size, op.stride)
+            assert y.is_contiguous(memory_format=layout)
+            torch.testing.assert_close(y, expected)
+            assert op(x.contiguous(memory_format=layout)).is_contiguous(memory_format=layout)
+
+
 def test_bad_options_raise_with_the_op_name():
     with pytest.raises(ValueError, match=r"involution: in_channels \(24\) must be divisible by group_channels \(16\)"):
         create_op("involution", 24, 24)

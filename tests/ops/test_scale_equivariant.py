@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from convzoo import create_op
 from convzoo.ops.scale_equivariant import ScaleEquivariantNonlinearity, fourier_downscale
+from convzoo.testing import check_op_contract
 
 
 def _dft_downscale_1d(x, m):
@@ -114,3 +115,15 @@ def test_scale_equivariant_bad_arguments():
         ScaleEquivariantNonlinearity()(torch.randn(1, 2, 6, 7))
     with pytest.raises(ValueError, match=r"fourier_downscale: size must lie in \[1, input size\] per axis"):
         fourier_downscale(torch.randn(1, 1, 5, 5), 6)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [7, 8, 1])
+def test_contract(dim, stride, size):
+    # kind "equivariant" keeps it out of the registry-wide grid contract, but it takes (N, C, *S) like a grid op
+    def make(seed):
+        torch.manual_seed(seed)
+        return create_op("scale_conv", 8, 16, 3, stride, dim=dim, max_size=9)
+
+    check_op_contract(make(0), (size,) * dim, fresh=make(1))

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from convzoo import create_op
+from convzoo.layers.space_to_depth import space_to_depth
+from convzoo.ops.spd import space_to_depth_like
 
 
 def test_spd_equals_pixel_unshuffle_then_conv():
@@ -39,3 +41,23 @@ def test_spd_params():
 def test_spd_rejects_unequal_strides():
     with pytest.raises(ValueError, match=r"spd: space-to-depth needs one scale for every axis, got stride=\(1, 2\)"):
         create_op("spd", 4, 4, stride=(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [
+        ((2, 3, 8), torch.contiguous_format),
+        ((2, 3, 8, 6), torch.contiguous_format),
+        ((2, 3, 8, 6), torch.channels_last),
+        ((2, 3, 4, 6, 2), torch.channels_last_3d),
+    ],
+)
+def test_space_to_depth_like_is_the_layer_in_the_input_layout(shape, layout):
+    x = torch.randn(*shape, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    y = space_to_depth_like(x, 2)
+    assert y.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(y, space_to_depth(x.detach(), 2), rtol=0, atol=0)
+    grad = torch.randn_like(y)
+    torch.testing.assert_close(
+        torch.autograd.grad(y, x, grad)[0], torch.autograd.grad(space_to_depth(x, 2), x, grad)[0]
+    )

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int
+from convzoo.ops._layout import is_channels_last
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -82,7 +83,14 @@ class CATAttention(Op):
             self.value(tokens).view(batch, count, self.heads, channels // self.heads).transpose(1, 2)
         )  # (N, h, T, d)
         mixed = circular_attention(weights, values).transpose(1, 2).reshape(batch, count, channels)  # (N, T, C)
-        return self.proj(mixed).transpose(1, 2).reshape(batch, channels, *spatial)  # (N, C, *S)
+        if is_channels_last(x):
+            out = self.proj(mixed).transpose(1, 2)  # (N, C, T), channels innermost like x
+        else:
+            # the projection as W · mixedᵀ writes (N, C, T) contiguous, like x, without a transposing copy
+            out = torch.matmul(self.proj.weight, mixed.transpose(1, 2))  # (N, C, T)
+            if self.proj.bias is not None:
+                out = out + self.proj.bias.unsqueeze(-1)
+        return out.reshape(batch, channels, *spatial)  # (N, C, *S), a view
 
     def macs(self, input_size: Sequence[int]) -> int:
         """Per sample: the projections, T·C·(heads + 2C), plus an estimate of the FFT part the flop counter

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_groups, check_int
+from convzoo.ops._layout import concat, is_channels_last
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -34,18 +35,34 @@ def condconv(
     padding: tuple[int, ...],
     groups: int = 1,
 ) -> Tensor:
-    """Convolve each example with its own kernel ``Σ_e routing[n, e] · experts[e]``, all in one grouped conv.
+    """Convolve each example with its own kernel ``Σ_e routing[n, e] · experts[e]``.
 
     ``x`` is ``(N, C_in, *S)``, ``routing`` ``(N, E)``, ``experts`` ``(E, C_out, C_in / groups, *k)``,
-    ``expert_bias`` ``(E, C_out)`` or ``None``. The batch is folded into the channels, so example ``n`` is
-    group block ``n`` of a conv with ``N · groups`` groups. Returns ``(N, C_out, *S')``.
+    ``expert_bias`` ``(E, C_out)`` or ``None``. Returns ``(N, C_out, *S')`` in ``x``'s memory format.
+    A contiguous batch is folded into the channels, so example ``n`` is group block ``n`` of one conv with
+    ``N · groups`` groups. A channels-last batch cannot be folded without transposing it (its channels are
+    innermost, so ``(N, C)`` are not adjacent in memory): each example runs its own conv on its slice of ``x``
+    and the outputs are written into one channels-last tensor (one copy of the output).
     """
     n, c_in, *size = x.shape
     num_experts, c_out, *kernel_shape = experts.shape
     kernels = routing @ experts.reshape(num_experts, -1)  # (N, C_out · C_in / g · Πk)
     kernels = kernels.reshape(n * c_out, *kernel_shape)  # (N · C_out, C_in / g, *k)
     bias = None if expert_bias is None else (routing @ expert_bias).reshape(n * c_out)  # (N · C_out,)
-    folded = x.reshape(1, n * c_in, *size)  # (1, N · C_in, *S)
+    if n > 1 and is_channels_last(x):
+        outputs = [
+            conv_nd(
+                x[i : i + 1],  # (1, C_in, *S), channels-last
+                kernels[i * c_out : (i + 1) * c_out],  # (C_out, C_in / g, *k)
+                None if bias is None else bias[i * c_out : (i + 1) * c_out],
+                stride=stride,
+                padding=padding,
+                groups=groups,
+            )  # (1, C_out, *S')
+            for i in range(n)
+        ]
+        return concat(outputs, 0, x)  # (N, C_out, *S')
+    folded = x.reshape(1, n * c_in, *size)  # (1, N · C_in, *S), a view
     out = conv_nd(folded, kernels, bias, stride=stride, padding=padding, groups=n * groups)  # (1, N · C_out, *S')
     return out.reshape(n, c_out, *out.shape[2:])  # (N, C_out, *S')
 

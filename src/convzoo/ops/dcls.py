@@ -7,7 +7,6 @@ import string
 import torch
 from torch import Tensor, nn
 
-from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_groups, check_int
 from convzoo.ops.base import BuiltKernelOp
@@ -88,9 +87,9 @@ class DilatedConvLearnableSpacings(BuiltKernelOp):
 
     Departures: positions are clamped inside the kernel construction (differentiably; the package clamps
     the parameter in place after every optimiser step instead), and ``positions[d]`` is the position along
-    spatial axis ``d`` (the package's 2-d kernel pairs its first position row with the last axis). Depthwise
-    2-d convolutions run on a channels-last copy of the input, where PyTorch's CPU depthwise kernel is
-    many times faster; the output is returned contiguous.
+    spatial axis ``d`` (the package's 2-d kernel pairs its first position row with the last axis). The
+    convolution runs in the input's memory format; for depthwise kernels on the CPU, channels-last is the fast
+    one (a caller picks it, the op does not convert).
     """
 
     contract_kernel_size = 5  # room for taps to sit between grid points in the contract tests
@@ -132,21 +131,6 @@ class DilatedConvLearnableSpacings(BuiltKernelOp):
     def kernel(self) -> Tensor:
         """The dense dilated kernel ``(C_out, C_in / groups, *kernel_size)``, differentiable in every parameter."""
         return dcls_kernel(self.weight, self.positions, self.kernel_size, self.interpolation, self.sigma)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        depthwise = self.groups == self.in_channels
-        if self.dim == 2 and depthwise:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = conv_nd(
-            x,
-            self.kernel(),
-            self.bias,
-            stride=self.stride,
-            padding=same_padding(self.kernel_size),
-            groups=self.groups,
-        )
-        return out.contiguous()
 
     def _extra(self) -> str:
         return f", kernel_count={self.kernel_count}, interpolation={self.interpolation!r}"

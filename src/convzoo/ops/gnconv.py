@@ -70,13 +70,13 @@ class GnConv(Op):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        fused = self.proj_in(x)  # (N, 2C, *S)
+        fused = run_conv(self.proj_in, x)  # (N, 2C, *S)
         gate, gated = torch.split(fused, (self.dims[0], sum(self.dims)), dim=1)  # (N, C_0, *S), (N, ΣC_k, *S)
         spatial = torch.split(run_conv(self.dwconv, gated) * self.scale, self.dims, dim=1)  # (N, C_k, *S) each
         y = gate * spatial[0]
         for pointwise, q in zip(self.pws, spatial[1:], strict=True):
-            y = pointwise(y) * q
-        return self.proj_out(y)
+            y = run_conv(pointwise, y) * q
+        return run_conv(self.proj_out, y)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, order={self.order}, dims={self.dims}, scale={self.scale:.4f}"

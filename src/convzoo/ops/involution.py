@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from convzoo.core.conv import conv_nd
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_int
+from convzoo.ops._layout import empty
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -45,23 +46,22 @@ def involution_aggregate(x: Tensor, kernels: Tensor, kernel_size: tuple[int, ...
     belongs to group ``c // (C / G)``. Returns ``(N, C, *S')``:
     ``y[n, c, o] = Σ_j kernels[n, g(c)·Πk + j, o] · x_pad[n, c, o·stride + j]`` with "same" zero padding
     ``(k − 1) // 2``. Each tap is one multiply-add over ``(N, C, *S')`` tensors (a strided view of the padded
-    input times the broadcast kernel slice), so memory stays at the size of the input and output. The
-    channels of a group are moved innermost first, so every multiply-add runs over contiguous channel runs
-    with one kernel value each (the broadcast is cheapest there).
+    input times the broadcast kernel slice), so memory stays at the size of the input and output. The sum runs
+    in ``x``'s memory format and the output has it: for a channels-last input every multiply-add runs over
+    contiguous channel runs with one kernel value each (the broadcast is cheapest there).
     """
     n, channels, groups, taps, out_size = _check_aggregation_shapes(x, kernels, kernel_size, stride)
     pad = [(k - 1) // 2 for k in kernel_size]
-    padded = F.pad(x, [p for p in reversed(pad) for _ in range(2)])  # (N, C, *S_pad)
-    padded = padded.view(n, groups, channels // groups, *padded.shape[2:])  # (N, G, C / G, *S_pad)
-    padded = padded.movedim(2, -1).contiguous()  # (N, G, *S_pad, C / G)
-    kernels = kernels.view(n, groups, taps, *out_size, 1)  # (N, G, Πk, *S', 1)
-    out = x.new_zeros(n, groups, *out_size, channels // groups)  # (N, G, *S', C / G)
+    padded = F.pad(x, [p for p in reversed(pad) for _ in range(2)])  # (N, C, *S_pad), x's memory format
+    padded = padded.unflatten(1, (groups, channels // groups))  # (N, G, C / G, *S_pad), a view
+    kernels = kernels.unflatten(1, (groups, taps))  # (N, G, Πk, *S'), a view
+    out = empty((n, channels, *out_size), like=x).zero_()  # (N, C, *S')
+    grouped = out.unflatten(1, (groups, channels // groups))  # (N, G, C / G, *S'), a view of out
     for j, offset in enumerate(itertools.product(*(range(k) for k in kernel_size))):
         window = tuple(slice(o, o + st * (s - 1) + 1, st) for o, st, s in zip(offset, stride, out_size, strict=True))
-        shifted = padded[(slice(None),) * 2 + window]  # (N, G, *S', C / G) strided view
-        out.addcmul_(shifted, kernels[:, :, j])
-    out = out.movedim(-1, 2)  # (N, G, C / G, *S')
-    return out.reshape(n, channels, *out_size)  # (N, C, *S')
+        shifted = padded[(slice(None),) * 3 + window]  # (N, G, C / G, *S') strided view
+        grouped.addcmul_(shifted, kernels[:, :, j].unsqueeze(2))  # kernel (N, G, 1, *S') broadcast over C / G
+    return out  # (N, C, *S')
 
 
 def involution_aggregate_unfold(

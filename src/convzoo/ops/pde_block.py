@@ -96,12 +96,18 @@ class PDEBlock(Op):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        a, b = self.bn1(self.conv1(x)).chunk(2, dim=1)  # 2 x (N, width, *S)
-        v = self.bn3(self.conv3(self.bn2(run_conv(self.conv2, a * b))))  # (N, C_out, *S')
-        out = self.skip(x) + v
+        a, b = self.bn1(run_conv(self.conv1, x)).chunk(2, dim=1)  # 2 x (N, width, *S)
+        v = self.bn3(run_conv(self.conv3, self.bn2(run_conv(self.conv2, a * b))))  # (N, C_out, *S')
+        out = self._shortcut(x) + v
         if self.use_hardball:
             out = hardball(out, self.out_channels**0.5)
         return out
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        """``S u``: the identity, or the skip's modules in turn, each conv through ``run_conv``."""
+        for module in self.skip if isinstance(self.skip, nn.Sequential) else (self.skip,):
+            x = run_conv(module, x)
+        return x
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", width={self.width}, hardball={self.use_hardball}"

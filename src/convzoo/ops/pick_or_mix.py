@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,10 +36,14 @@ def pick_or_mix(
     probability = torch.sigmoid(F.linear(context, gate_weight, gate_bias))  # (N, C_out)
     if stride is not None:
         x = x[(..., *(slice(None, None, s) for s in stride))]  # (N, C_in, *S')
-    subsets = x.unflatten(1, (c_out, c_in // c_out))  # (N, C_out, ζ, *S')
+    factor = c_in // c_out
+    members = [x[:, i::factor] for i in range(factor)]  # ζ × (N, C_out, *S'): member i of every subset, views
+    # element-wise max and mean over the members write in x's memory format (a reduction over a subset axis
+    # would write a contiguous tensor whatever the input's layout)
+    largest = functools.reduce(torch.maximum, members)  # (N, C_out, *S')
+    mean = sum(members[1:], members[0]) / factor  # (N, C_out, *S')
     pick = (probability < threshold).view(n, c_out, *spatial_ones)  # (N, C_out, 1, ..., 1)
-    fused = torch.where(pick, subsets.amax(dim=2), subsets.mean(dim=2))  # (N, C_out, *S')
-    return probability.view(n, c_out, *spatial_ones) * fused
+    return probability.view(n, c_out, *spatial_ones) * torch.where(pick, largest, mean)
 
 
 @OPS.register("pix", kind="grid", dims=(1, 2, 3), papers=("pick-or-mix",), dynamic=True)

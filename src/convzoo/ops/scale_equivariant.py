@@ -19,8 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convzoo.core.conv import conv_nd
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_int, is_int, ntuple
+from convzoo.ops._layout import memory_format
 from convzoo.ops.base import Op
 from convzoo.registry import LAYERS, OPS
 
@@ -48,11 +50,17 @@ def _float(x: Tensor) -> Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def _real_like(values: Tensor, like: Tensor) -> Tensor:
+    """The real part of complex ``values`` (a strided view) as one dense copy in ``like``'s dtype and memory format."""
+    return values.real.to(like.dtype, memory_format=memory_format(like), copy=True)
+
+
 def fourier_downscale(x: Tensor, size: int | Sequence[int]) -> Tensor:
     """Anti-aliased discrete down-scaling ``(N, C, *S) -> (N, C, *size)`` by truncating the Fourier coefficients.
 
     Keeps ``|f| <= (size - 1) // 2`` on each axis (forward-normalised, so values keep their scale);
-    ``size`` is an int (every axis) or one int per axis, each between 1 and the axis length.
+    ``size`` is an int (every axis) or one int per axis, each between 1 and the axis length. The result is
+    dense, in ``x``'s dtype and memory format.
     """
     spatial = x.dim() - 2
     sizes = ntuple(size, spatial, "size", "fourier_downscale")
@@ -62,7 +70,7 @@ def fourier_downscale(x: Tensor, size: int | Sequence[int]) -> Tensor:
     spectrum = torch.fft.fftn(_float(x), dim=axes, norm="forward")  # (N, C, *S)
     for axis, m in zip(axes, sizes, strict=True):
         spectrum = _resize_spectrum(spectrum, axis, m, (m - 1) // 2)  # (N, C, ..., m, ...)
-    return torch.fft.ifftn(spectrum, dim=axes, norm="forward").real.to(x.dtype)
+    return _real_like(torch.fft.ifftn(spectrum, dim=axes, norm="forward"), x)
 
 
 @OPS.register("scale_conv", kind="equivariant", dims=(1, 2, 3), papers=("scale-equivariant",))
@@ -115,10 +123,11 @@ class ScaleEquivariantConv(Op):
         spectrum = torch.fft.fftn(xf, dim=axes, norm="forward")  # (N, C_in, *S)
         w = self.filter_spectrum(x.shape[2:]).to(spectrum.dtype)  # (C_out, C_in, *S)
         mixed = torch.einsum(f"ni{letters},oi{letters}->no{letters}", spectrum, w)  # (N, C_out, *S)
-        y = torch.fft.ifftn(mixed, dim=axes, norm="forward").real
-        y = y + torch.einsum(f"ni{letters},oi->no{letters}", xf, self.pointwise.to(xf.dtype))
-        if self.bias is not None:
-            y = y + self.bias.to(xf.dtype).view(-1, *([1] * self.dim))
+        # the pointwise path V x + b as a 1×1 conv runs in x's memory format; as the first term of the sum it
+        # sets the layout of y (the FFTs write contiguous tensors)
+        pointwise = self.pointwise.to(xf.dtype).view(*self.pointwise.shape, *(1,) * self.dim)  # (C_out, C_in, 1..)
+        bias = None if self.bias is None else self.bias.to(xf.dtype)
+        y = conv_nd(xf, pointwise, bias) + torch.fft.ifftn(mixed, dim=axes, norm="forward").real  # (N, C_out, *S)
         if any(s > 1 for s in self.stride):
             y = fourier_downscale(y, self.output_size(x.shape[2:]))
         return y.to(x.dtype)
@@ -183,7 +192,7 @@ class ScaleEquivariantNonlinearity(nn.Module):
                 spectrum = _resize_spectrum(spectrum, axis, size, j)  # back on the S grid, |f| <= j
             band = (ring <= j) if j == base else (ring == j)
             out = out + spectrum * band.to(spectrum.real.dtype)
-        return torch.fft.ifftn(out, dim=axes, norm="forward").real.to(x.dtype)
+        return _real_like(torch.fft.ifftn(out, dim=axes, norm="forward"), x)
 
     def extra_repr(self) -> str:
         return f"activation={getattr(self.activation, '__name__', self.activation)}, base_size={self.base_size}"

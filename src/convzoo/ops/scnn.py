@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.ops._layout import subsample
 from convzoo.ops.base import Op
 from convzoo.registry import OPS
 
@@ -21,9 +22,10 @@ def scnn_pass(x: Tensor, weight: Tensor, bias: Tensor | None, axis: int, reverse
         X'_1 = X_1,    X'_j = X_j + relu(W ⋆ X'_{j−1} + b)
 
     ``weight`` is ``(C, C, *k)`` over the ``dim − 1`` axes of a slice ("same" padding; in 1-d a ``(C, C)``
-    matrix); the result has ``x``'s shape. Sequential by definition: slice j needs the updated slice j − 1.
+    matrix); the result has ``x``'s shape and memory format. Sequential by definition: slice j needs the updated
+    slice j − 1.
     """
-    slices = list(torch.unbind(x, dim=2 + axis))  # each (N, C, *S without axis)
+    slices = torch.unbind(x, dim=2 + axis)  # each (N, C, *S without axis), a view
     order = range(len(slices) - 1, -1, -1) if reverse else range(len(slices))
     padding = same_padding(weight.shape[2:])
 
@@ -35,12 +37,15 @@ def scnn_pass(x: Tensor, weight: Tensor, bias: Tensor | None, axis: int, reverse
     if len(slices) == 1:
         # one slice: nothing to pass; the zero-weighted message keeps the kernel in the graph (zero gradient)
         return x + 0 * message(slices[0]).unsqueeze(2 + axis)
+    # each updated slice is written into a tensor laid out like x (torch.stack would write a contiguous one); the
+    # next message reads the updated slice itself, not its copy in out, so the writes do not disturb autograd
+    out = torch.empty_like(x)  # (N, C, *S)
     previous = None
     for index in order:
-        if previous is not None:
-            slices[index] = slices[index] + message(previous)
-        previous = slices[index]
-    return torch.stack(slices, dim=2 + axis)  # (N, C, *S)
+        updated = slices[index] if previous is None else slices[index] + message(previous)
+        out.select(2 + axis, index).copy_(updated)
+        previous = updated
+    return out
 
 
 @OPS.register("scnn", kind="grid", dims=(1, 2, 3), papers=("scnn",), linear=False)
@@ -87,7 +92,7 @@ class SpatialCNN(Op):
         for index, (axis, reverse) in enumerate(self.directions()):
             bias = None if self.biases is None else self.biases[index]
             x = scnn_pass(x, self.weights[index], bias, axis, reverse)
-        return x[(..., *(slice(None, None, s) for s in self.stride))]  # (N, C, *ceil(S / stride))
+        return subsample(x, self.stride)  # (N, C, *ceil(S / stride)), one copy in x's memory format
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", passes={2 * self.dim}, bias={self.biases is not None}"

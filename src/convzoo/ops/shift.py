@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
+from convzoo.ops._layout import concat
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -40,8 +40,8 @@ def spatial_shift(
     """Shift channel group ``g`` of ``x`` (N, C, *S) by ``offsets[g] · distance``; vacated pixels become zero.
 
     ``out[:, c, t] = x[:, c, t − o·distance]`` (zero outside), sampled every ``stride`` pixels:
-    ``(N, C, *S) → (N, C, *ceil(S / stride))``. Channels past the last full group stay in place.
-    Pure data movement (one pad and one gather of slices): no multiply is executed.
+    ``(N, C, *S) → (N, C, *ceil(S / stride))``, in ``x``'s memory format. Channels past the last full group
+    stay in place. Pure data movement (one pad and one gather of slices): no multiply is executed.
     """
     n, c, *size = x.shape
     pad = [p for d in reversed(distance) for p in (d, d)]
@@ -56,7 +56,7 @@ def spatial_shift(
     rest = slice(slices[-1].stop, c)
     centre = tuple(slice(d, d + s, st) for d, s, st in zip(distance, size, stride, strict=True))
     pieces.append(padded[(slice(None), rest, *centre)])
-    return torch.cat(pieces, dim=1)  # (N, C, *ceil(S / stride))
+    return concat(pieces, 1, x)  # (N, C, *ceil(S / stride))
 
 
 @OPS.register("shift", kind="grid", dims=(1, 2, 3), papers=("scnet-sr", "tcsr"), linear=True)

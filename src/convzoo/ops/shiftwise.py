@@ -11,6 +11,7 @@ from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import check_int, check_number, check_odd
 from convzoo.kernels.large_kernel import large_kernel_module
+from convzoo.ops._layout import subsample, take_channels
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -139,11 +140,13 @@ class ShiftWise(Op):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         size, small, pieces = x.shape[2:], self.small_kernel_size, len(self.offsets)
-        rep_x = x.index_select(1, self.rep_index)  # (N, R, *S)
+        # every step keeps x's memory format: channel selections go through take_channels (index_select and gather
+        # write contiguous tensors), the scatter back writes into a copy of x
+        rep_x = take_channels(x, self.rep_index)  # (N, R, *S)
         weight = self.piece_weight().flatten(0, 1).unsqueeze(1)  # (R·nk, 1, *k)
         halo = small - 1  # the official small conv's padding: every piece is computed e = k//2 beyond the map
         piece_out = conv_nd(rep_x, weight, padding=halo, groups=self.rep_channels)  # (N, R·nk, *(S + 2e))
-        piece_out = piece_out.view(x.shape[0], self.rep_channels, pieces, *piece_out.shape[2:])  # (N, R, nk, *S+2e)
+        first_piece = torch.arange(self.rep_channels, device=x.device) * pieces  # (R,) channel of piece 0 of each
         edge = small // 2
         reach = max(abs(o) for o in self.offsets)
         paths = []
@@ -153,16 +156,14 @@ class ShiftWise(Op):
             strip = 0
             for group in range(self.n_rep):
                 for tile, offset in enumerate(self.offsets):
-                    index = self.piece_at[axis, group, tile].view(1, -1, 1, *([1] * self.dim))  # (1, R, 1, *1)
-                    chosen = padded.gather(2, index.expand(x.shape[0], -1, 1, *padded.shape[3:])).squeeze(2)
+                    chosen = take_channels(padded, first_piece + self.piece_at[axis, group, tile])  # (N, R, *S_pad)
                     window = [slice(edge, edge + n) for n in size]
                     window[axis] = slice(reach + edge + offset, reach + edge + offset + size[axis])
                     strip = strip + chosen[(slice(None), slice(None), *window)]  # (N, R, *S)
             paths.append(strip)
         centre = 0
         for group in range(self.n_rep):
-            index = self.centre_piece[group].view(1, -1, 1, *([1] * self.dim))  # (1, R, 1, *1)
-            chosen = piece_out.gather(2, index.expand(x.shape[0], -1, 1, *piece_out.shape[3:])).squeeze(2)
+            chosen = take_channels(piece_out, first_piece + self.centre_piece[group])  # (N, R, *(S + 2e))
             centre = centre + chosen[(slice(None), slice(None), *(slice(edge, edge + n) for n in size))]
         paths.append(centre)
         out = rep_x
@@ -170,8 +171,9 @@ class ShiftWise(Op):
             out = out + (self.bns[index](path) if self.bns is not None else path)
         if self.bias is not None:
             out = out + self.bias.view(-1, *([1] * self.dim))
-        out = x.index_copy(1, self.rep_index, out)  # (N, C, *S), ghost channels untouched
-        return out[(..., *(slice(None, None, s) for s in self.stride))]  # (N, C, *ceil(S / stride))
+        # (N, C, *S): the rep channels written into a copy of x, the ghost channels untouched
+        out = x.clone(memory_format=torch.preserve_format).index_copy_(1, self.rep_index, out)
+        return subsample(out, self.stride)  # (N, C, *ceil(S / stride)), one copy in x's memory format
 
     def dense_kernel(self) -> ConvSpec:
         """The one depthwise conv this op equals (eval mode): identity, strips and centre, BNs folded."""

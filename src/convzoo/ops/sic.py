@@ -12,6 +12,7 @@ from torch import Tensor
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
 from convzoo.core.validate import is_int
+from convzoo.ops._layout import take_channels
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
@@ -165,11 +166,11 @@ class SingleIntraChannelConv(Op):
         """The subdivided linear channel projection of ``u`` (N, C_in, *L) → (N, C_out, *L), plus ``bias``."""
         if not self.interleaved:
             return conv_nd(u, self.projection, bias, groups=self.groups)
-        u = u.index_select(1, self.in_order)  # (N, C_in, *L), the channels of each block together
+        u = take_channels(u, self.in_order)  # (N, C_in, *L), the channels of each block together
         weight = self.projection.index_select(0, self.out_order)  # (C_out, P, 1, ..., 1), block-sorted outputs
         bias = None if bias is None else bias.index_select(0, self.out_order)
         y = conv_nd(u, weight, bias, groups=self.groups)  # (N, C_out, *L), block-sorted outputs
-        return y.index_select(1, self.out_inverse)  # (N, C_out, *L)
+        return take_channels(y, self.out_inverse)  # (N, C_out, *L)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
@@ -180,11 +181,12 @@ class SingleIntraChannelConv(Op):
             return self.project(u, self.bias)
         y = self.project(u, None)  # (N, C_out, *L)
         b = self.bottleneck
-        y = _CONV_TRANSPOSE[self.dim](
-            y, self.deconv, self.bias, stride=b, padding=padding, output_padding=b - 1, groups=self.out_channels
-        )  # (N, C_out, *(L·b))
-        crop = tuple(slice(0, s) for s in self.output_size(x.shape[2:]))
-        return y[(..., *crop)]  # (N, C_out, *ceil(S / stride))
+        # the transposed conv gives (L − 1)·b + 1 + output_padding positions: pad exactly to ceil(S / stride)
+        # (≤ L·b), the first positions of the L·b it would give, so no crop (a strided view) follows
+        extra = tuple(o - (n - 1) * b - 1 for o, n in zip(self.output_size(x.shape[2:]), y.shape[2:], strict=True))
+        return _CONV_TRANSPOSE[self.dim](
+            y, self.deconv, self.bias, stride=b, padding=padding, output_padding=extra, groups=self.out_channels
+        )  # (N, C_out, *ceil(S / stride))
 
     def macs(self, input_size: Sequence[int]) -> int:
         """Multiply-accumulates per sample for spatial input size ``input_size`` (the class docstring's formula)."""

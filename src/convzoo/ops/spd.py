@@ -7,11 +7,27 @@ from torch import Tensor
 
 from convzoo.core.conv import conv_nd, same_padding
 from convzoo.core.init import conv_weight
-from convzoo.layers.space_to_depth import space_to_depth
+from convzoo.ops._layout import empty
 from convzoo.ops.base import ConvSpec, Op
 from convzoo.registry import OPS
 
-__all__ = ["SPDConv"]
+__all__ = ["SPDConv", "space_to_depth_like"]
+
+
+def space_to_depth_like(x: Tensor, scale: int) -> Tensor:
+    """:func:`convzoo.layers.space_to_depth.space_to_depth` written in ``x``'s memory format.
+
+    ``(N, C, *S) → (N, C·scale^d, *S/scale)``, channel ``c·scale^d + flat(offsets)``. The fold moves every element,
+    so it is one copy either way; the layer's ``reshape`` writes that copy contiguous, this one writes it into a
+    tensor laid out like ``x`` (channels-last for a channels-last input). Every size must be divisible by ``scale``.
+    """
+    n, c, *size = x.shape
+    dim = len(size)
+    out = empty((n, c * scale**dim, *(s // scale for s in size)), like=x)  # (N, C·r^d, *S/r)
+    blocks = x.reshape(n, c, *[v for s in size for v in (s // scale, scale)])  # (N, C, S0/r, r, S1/r, r, ...), a view
+    blocks = blocks.permute(0, 1, *range(3, 2 + 2 * dim, 2), *range(2, 2 + 2 * dim, 2))  # (N, C, r, ..., S0/r, ...)
+    out.unflatten(1, (c, *[scale] * dim)).copy_(blocks)  # out viewed as (N, C, r, ..., S0/r, ...)
+    return out
 
 
 @OPS.register("spd", kind="grid", dims=(1, 2, 3), papers=("spd-conv",), linear=True)
@@ -38,7 +54,7 @@ class SPDConv(Op):
         self.check_input(x)
         s = self.scale
         pad = [p for size in reversed(x.shape[2:]) for p in (0, -size % s)]
-        folded = space_to_depth(F.pad(x, pad), s)  # (N, C·s^d, *ceil(S / s))
+        folded = space_to_depth_like(F.pad(x, pad), s)  # (N, C·s^d, *ceil(S / s)), in x's memory format
         return conv_nd(folded, self.weight, self.bias, padding=same_padding(self.kernel_size))
 
     def dense_kernel(self) -> ConvSpec:

@@ -116,7 +116,12 @@ class SplitAttentionConv(Op):
         logits = conv_nd(hidden, self.fc2_weight, self.fc2_bias, groups=self.cardinality)  # (N, C_out·R, 1, ..., 1)
         weights = radix_softmax(logits.flatten(1), self.radix, self.cardinality)  # (N, R, C_out)
         weights = weights.view(n, self.radix, self.out_channels, *(1,) * self.dim)  # (N, R, C_out, 1, ..., 1)
-        return (weights * splits).sum(dim=1)  # (N, C_out, *S')
+        # Σ_r as element-wise multiply-adds, which write in the features' memory format (a sum over dim 1 would
+        # write a contiguous tensor)
+        out = weights[:, 0] * splits[:, 0]  # (N, C_out, *S')
+        for r in range(1, self.radix):
+            out = torch.addcmul(out, weights[:, r], splits[:, r])
+        return out
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (
