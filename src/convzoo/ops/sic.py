@@ -65,8 +65,9 @@ class SingleIntraChannelConv(Op):
        2-d or 3-d grid are interleaved channel sets, so this runs as a channel gather, a grouped 1×1
        conv with ``C_in / P`` groups and a gather back. ``topology=None`` connects every input (P = C_in).
     3. spatial "bottleneck" (``bottleneck = b > 1``): the projection runs at 1/b of the resolution and a
-       single intra-channel deconvolution (depthwise transposed k×k conv, stride b) brings it back; the
-       result is cropped to ``ceil(S / stride)``. Linear but only b-periodically shift-invariant, so
+       single intra-channel deconvolution (depthwise transposed k×k conv, stride b) brings it back; its
+       output padding gives exactly ``ceil(S / stride)`` positions (the first of ``L·b``, as a crop would,
+       without a strided view). Linear but only b-periodically shift-invariant, so
        ``dense_kernel()`` exists only for ``b = 1``.
 
     The bias is added once, at the end. Counts (per sample, ``L = ceil(S / (stride·b))``):
