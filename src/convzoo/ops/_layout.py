@@ -68,11 +68,11 @@ def concat(pieces: Sequence[Tensor], dim: int, like: Tensor) -> Tensor:
     return out
 
 
-def subsample(x: Tensor, stride: Sequence[int], like: Tensor | None = None) -> Tensor:
-    """``x[..., ::s_1, ..., ::s_d]`` as a dense tensor in the memory format of ``like`` (default ``x``): one copy of
-    the kept pixels, ``(N, C, *S) → (N, C, *ceil(S / stride))``. No copy (``x`` or a view of it) where the kept
-    pixels are already dense in that format: every stride 1, or every size at most its stride."""
+def subsample(x: Tensor, stride: Sequence[int]) -> Tensor:
+    """``x[..., ::s_1, ..., ::s_d]`` as a dense tensor in ``x``'s memory format: one copy of the kept pixels,
+    ``(N, C, *S) → (N, C, *ceil(S / stride))``. No copy (``x`` or a view of it) where the kept pixels are already
+    dense in that format: every stride 1, or every size at most its stride."""
     if all(s == 1 for s in stride):
         return x
     kept = x[(..., *(slice(None, None, s) for s in stride))]  # strided view
-    return kept.contiguous(memory_format=memory_format(x if like is None else like))
+    return kept.contiguous(memory_format=memory_format(x))
