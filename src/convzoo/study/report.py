@@ -131,6 +131,7 @@ def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
     done = [r for r in rows if r.test_acc is not None and r.params is not None]
     figure = Figure(figsize=(9, 4), layout="constrained")
@@ -143,6 +144,9 @@ def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
             offset, align = [((5, 5), "left"), ((5, -12), "left"), ((-5, 8), "right")][rank % 3]
             ax.annotate(row.op, (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # labelled 1, 2, 5 per decade: 20k, 50k, 100k
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"{label} (trained model)")
         ax.margins(x=0.15, y=0.08)
         ax.grid(alpha=0.3)
