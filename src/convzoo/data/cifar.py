@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convzoo.core.safe_pickle import NUMPY_GLOBALS, restricted_load
 from convzoo.data.base import DatasetInfo, TensorImageDataset, check_root, standardize
 from convzoo.registry import DATASETS
 
@@ -25,33 +26,12 @@ _LAYOUT = {
 }
 
 
-# the globals a CIFAR batch pickle references (numpy ≥ 2 moved numpy.core to numpy._core)
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """An unpickler that builds only dicts, lists, strings, numbers, bytes and numpy arrays and scalars."""
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR batch never holds")
-        return super().find_class(module, name)
-
-
 def _unpickle(name: str, path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{name}: missing {str(path)!r}; expected layout: {_LAYOUT[name]}")
     try:
         with path.open("rb") as f:
-            batch = _CifarUnpickler(f, encoding="bytes").load()
+            batch = restricted_load(f, NUMPY_GLOBALS, "a CIFAR batch", encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError) as error:
         raise ValueError(
             f"{name}: {str(path)!r} is not a CIFAR pickle ({error}); expected layout: {_LAYOUT[name]}"

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from convzoo.core.graph import Graph, undirected
+from convzoo.core.safe_pickle import NUMPY_GLOBALS, restricted_load
 from convzoo.data.base import check_root
 from convzoo.registry import DATASETS
 
@@ -68,17 +69,10 @@ def karate_club(split: str = "train", root: str | Path | None = None) -> Graph:
     return Graph("karate", x, undirected(edges), labels, train_mask, test_mask, 2)
 
 
-class _PlanetoidUnpickler(pickle.Unpickler):
-    """Builds numpy arrays, SciPy CSR/LIL matrices, lists and (default)dicts; refuses every other global."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
+# what a Planetoid pickle references beyond numpy: SciPy CSR/LIL matrices, lists, (default)dicts
+_PLANETOID_GLOBALS = (
+    NUMPY_GLOBALS
+    | {
         ("collections", "defaultdict"),
         ("builtins", "list"),
         ("__builtin__", "list"),
@@ -86,12 +80,9 @@ class _PlanetoidUnpickler(pickle.Unpickler):
         ("copyreg", "_reconstructor"),
         ("builtins", "object"),
         ("__builtin__", "object"),
-    } | {(module, cls) for module in ("scipy.sparse.csr", "scipy.sparse._csr") for cls in ("csr_matrix", "csr_array")}
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"it references {module}.{name}, which a Planetoid file never holds")
-        return super().find_class(module, name)
+    }
+    | {(module, cls) for module in ("scipy.sparse.csr", "scipy.sparse._csr") for cls in ("csr_matrix", "csr_array")}
+)
 
 
 def _read(name: str, path: Path) -> object:
@@ -99,7 +90,7 @@ def _read(name: str, path: Path) -> object:
         raise FileNotFoundError(f"{name}: missing {str(path)!r}; expected layout: {_layout(name)}")
     try:
         with path.open("rb") as f:
-            return _PlanetoidUnpickler(f, encoding="latin1").load()
+            return restricted_load(f, _PLANETOID_GLOBALS, "a Planetoid file", encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, IndexError) as error:
         raise ValueError(f"{name}: {str(path)!r} is not a Planetoid pickle ({error})") from None
 
