@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from convzoo.core.conv import CONV_FUNCTIONS, conv_nd, same_padding
 from convzoo.core.validate import check_conv_args
-from convzoo.kernels.large_kernel import STRIP_WIDTH, large_kernel_module
+from convzoo.kernels.large_kernel import STRIP_WIDTH, depthwise_conv, large_kernel_module
 from convzoo.registry import OPS, Entry
 
 __all__ = [
@@ -180,7 +180,8 @@ class BuiltKernelOp(Op):
 
     Subclasses (DCLS, SMPConv, weighted conv, ...) set ``self.groups`` and ``self.bias`` and define
     ``kernel() -> (C_out, C_in / groups, *kernel_size)``; the forward pass, the dense kernel and the
-    representation follow from it.
+    representation follow from it. A depthwise kernel runs on :func:`~convzoo.kernels.large_kernel.depthwise_conv`,
+    which takes wide NCHW kernels past the CPU's width cliff (DCLS's 17-wide kernel: 55 → 4.6 ms NCHW).
     """
 
     groups: int = 1
@@ -192,6 +193,8 @@ class BuiltKernelOp(Op):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         padding = same_padding(self.kernel_size)
+        if self.groups == self.in_channels == self.out_channels:  # depthwise: past the CPU's NCHW width cliff too
+            return depthwise_conv(x, self.kernel(), self.bias, stride=self.stride, padding=padding)
         return conv_nd(x, self.kernel(), self.bias, stride=self.stride, padding=padding, groups=self.groups)
 
     def dense_kernel(self) -> ConvSpec:
