@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 import torch
-from tests.interpret.browser import assert_renders, needs_chromium
 
 from convzoo.cli import main
 from convzoo.data import load_dataset
 from convzoo.models import create_model
 from convzoo.train import save_checkpoint
+from tests.interpret.browser import assert_renders, needs_chromium
 
 
 def _checkpoint(folder, seed: int):

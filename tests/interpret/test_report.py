@@ -6,9 +6,9 @@ import base64
 import re
 
 import torch
-from tests.interpret.browser import assert_renders, needs_chromium
 
 from convzoo.interpret.report import Report, heatmap_png, image_png
+from tests.interpret.browser import assert_renders, needs_chromium
 
 
 def _report() -> Report:
