@@ -35,7 +35,16 @@ from convzoo.deploy.reparam import ReparamReport, reparameterize_with_report
 from convzoo.profile.counting import eval_no_grad
 from convzoo.profile.timing import Timing, interleaved, use_threads
 
-__all__ = ["DeployFormReport", "InLayout", "LAYOUTS", "RTOL", "deploy_form", "layouts_for"]
+__all__ = [
+    "DeployFormReport",
+    "InLayout",
+    "LAYOUTS",
+    "RTOL",
+    "deploy_form",
+    "fastest_layout",
+    "layouts_for",
+    "to_memory_format",
+]
 
 RTOL = 1e-4  # a deploy form must match the model as given to max |a - b| <= RTOL * max |a|
 
@@ -51,6 +60,17 @@ def layouts_for(example: Tensor) -> tuple[tuple[str, torch.memory_format], ...]:
     return LAYOUTS.get(example.dim(), (("contiguous", torch.contiguous_format),))
 
 
+def to_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``module`` with every parameter and buffer of the format's rank (4-d for channels_last, 5-d for
+    channels_last_3d) stored in ``memory_format``, in place; other tensors stay as they are (``nn.Module.to``
+    refuses a module holding, say, 5-d expert kernels when asked for channels_last)."""
+    rank = 4 if memory_format is torch.channels_last else 5
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == rank:
+            tensor.data = tensor.data.contiguous(memory_format=memory_format)
+    return module
+
+
 class InLayout(nn.Module):
     """``model`` with its weights and its input in ``memory_format``; the output is as the model returns it.
 
@@ -60,7 +80,7 @@ class InLayout(nn.Module):
 
     def __init__(self, model: nn.Module, memory_format: torch.memory_format, layout: str) -> None:
         super().__init__()
-        self.model = model.to(memory_format=memory_format)
+        self.model = to_memory_format(model, memory_format)
         self.memory_format = memory_format
         self.layout = layout
 
@@ -177,3 +197,21 @@ def deploy_form(
     layout = min(by_layout, key=lambda name: by_layout[name].median_ms)
     report = DeployFormReport(layout, by_layout, trained, reparam, folded, max_abs_diff)
     return candidates[layout].eval(), report
+
+
+def fastest_layout(model: nn.Module, example: Tensor, *, repeats: int = 20) -> tuple[nn.Module, str, dict[str, float]]:
+    """``model`` (eval, inference) in the memory layout measured fastest on ``example``: ``(module, layout, ms)``.
+
+    Every layout of :func:`layouts_for` is timed interleaved (median of ``repeats``); ``ms`` maps each to its
+    median. The model itself serves the contiguous layout; another is an :class:`InLayout` around a copy.
+    """
+    check_int(repeats, "repeats", "fastest_layout")
+    candidates = {
+        name: model if fmt == torch.contiguous_format else InLayout(copy.deepcopy(model), fmt, name)
+        for name, fmt in layouts_for(example)
+    }
+    with torch.no_grad():
+        timings = interleaved([lambda m=m: m(example) for m in candidates.values()], repeats=repeats, warmup=3)
+    ms = {name: t.median_ms for name, t in zip(candidates, timings, strict=True)}
+    layout = min(ms, key=ms.get)
+    return candidates[layout], layout, ms

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.deploy.fuse_bn import _CONVS, set_submodule
+from convzoo.deploy.layout import to_memory_format
 from convzoo.ops.base import Op
 from convzoo.profile.timing import interleaved
 from convzoo.registry import OPS, TRANSFORMS
@@ -102,17 +103,6 @@ class FFTConv(nn.Module):
         if any(s > 1 for s in self.stride):
             y = y[(..., *(slice(None, None, s) for s in self.stride))]
         return y
-
-
-def to_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
-    """``module`` with every parameter and buffer of the format's rank (4-d for channels_last, 5-d for
-    channels_last_3d) stored in ``memory_format``, in place; other tensors stay as they are (``nn.Module.to``
-    refuses a module holding, say, 5-d expert kernels when asked for channels_last)."""
-    rank = 4 if memory_format is torch.channels_last else 5
-    for tensor in [*module.parameters(), *module.buffers()]:
-        if tensor.dim() == rank:
-            tensor.data = tensor.data.contiguous(memory_format=memory_format)
-    return module
 
 
 class _ChannelsLast(nn.Module):

@@ -26,6 +26,7 @@ from convzoo.core.validate import check_choice, check_int
 from convzoo.data import load_dataset
 from convzoo.deploy.export import export_onnx, onnx_session, save_torchscript
 from convzoo.deploy.fuse_bn import fuse_bn
+from convzoo.deploy.layout import fastest_layout
 from convzoo.deploy.optimize import optimize_with_report
 from convzoo.deploy.quantize import quantize_with_report
 from convzoo.deploy.reparam import reparameterize_with_report
@@ -156,11 +157,13 @@ def deploy_checkpoint(
         ("checkpoint (fp32 eager)", model, saved.path / "model.safetensors")
     ]
     if steps or optimize or int8 is None:
-        deployed, label = fp32, " + ".join(steps) or "fp32 (traced)"
         if optimize:
             deployed, plan = optimize_with_report(fp32, example)
             atomic_write_text(out / "optimize.md", plan.markdown())
-            label = " + ".join([*steps, f"optimize ({plan.whole_chosen})"])
+            label = " + ".join([*steps, f"optimize ({plan.whole_chosen}, {plan.layout})"])
+        else:  # the memory layout is chosen by measurement here too (channels-last is often faster on x86)
+            deployed, layout, _ = fastest_layout(fp32, example, repeats=repeats)
+            label = " + ".join(steps or ["fp32 (traced)"]) + f" ({layout})"
         forms.append((label, deployed, save_torchscript(deployed, out / "fp32.pt", example)))
     if int8 is not None:
         calib_root = data.get("root") if calib == data["name"] else None
