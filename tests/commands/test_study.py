@@ -57,3 +57,22 @@ def test_seeds_has_help_text(capsys):
         main(["study", "--help"])
     assert stopped.value.code == 0
     assert re.search(r"--seeds SEEDS\s+train each op this many times", capsys.readouterr().out)
+
+
+def test_an_interrupted_study_says_where_things_are_and_exits_130(tmp_path, monkeypatch, capsys):
+    import convzoo.study
+    from convzoo.cli import main as cli_main
+    from convzoo.study import StudyInterrupted
+
+    def interrupted(config):
+        stop = StudyInterrupted("shift", 0, tmp_path / "runs" / "shift")
+        stop.rows, stop.remaining, stop.paths = ["conv-row"], ("shift", "cp"), {"html": tmp_path / "report.html"}
+        raise stop
+
+    monkeypatch.setattr(convzoo.study, "run_study", interrupted)
+    assert cli_main(["study", "--ops", "conv,shift,cp", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"interrupted while training shift (seed 0): its checkpoint is in {tmp_path / 'runs' / 'shift'}"
+    )
+    assert f"the 1 finished ops are in {tmp_path / 'report.html'}" in err and "--ops shift,cp" in err

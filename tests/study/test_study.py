@@ -164,3 +164,26 @@ def test_the_report_names_the_cpu_threads_and_torch(tmp_path, monkeypatch):
         assert flag in line
     second_panel = r'<img alt="accuracy against parameters and MACs" src="data:image/png;base64,[A-Za-z0-9+/]{100,}'
     assert re.search(second_panel, page)
+
+
+def test_ctrl_c_stops_the_study_with_the_finished_ops_reported(tmp_path, monkeypatch):
+    import dataclasses
+
+    import convzoo.train
+    from convzoo.study import StudyInterrupted, run_study
+
+    calls = []
+    fake = _fake_train(calls)
+
+    def interrupted_on_the_second_op(config, **kwargs):
+        result = fake(config, **kwargs)
+        return dataclasses.replace(result, interrupted=True) if config.op == "shift" else result
+
+    monkeypatch.setattr(convzoo.train, "train", interrupted_on_the_second_op)
+    config = StudyConfig(ops=("conv", "shift", "cp"), seeds=1, out=str(tmp_path), repeats=2, progress=False)
+    with pytest.raises(StudyInterrupted) as stop:
+        run_study(config)
+    assert (stop.value.op, stop.value.remaining) == ("shift", ("shift", "cp"))
+    assert [row.op for row in stop.value.rows] == ["conv"] and [c[0] for c in calls] == ["conv", "shift"]
+    saved = json.loads(stop.value.paths["json"].read_text())
+    assert [r["op"] for r in saved["rows"]] == ["conv"] and saved["settings"]["partial"] is True

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from convzoo.commands._util import positive_int, table
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from convzoo.study import StudyConfig, run_study
+    from convzoo.study import StudyConfig, StudyInterrupted, run_study
     from convzoo.study.report import accuracy_text, machine_line, pareto_front
 
     ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
@@ -26,7 +27,16 @@ def run_study_command(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         progress=not args.no_progress,
     )
-    rows, paths = run_study(config)
+    try:
+        rows, paths = run_study(config)
+    except StudyInterrupted as stop:
+        done = f"; the {len(stop.rows)} finished ops are in {stop.paths['html']}" if stop.paths else ""
+        print(
+            f"interrupted while training {stop.op} (seed {stop.seed}): its checkpoint is in {stop.run_dir}{done}; "
+            f"continue with convzoo study --ops {','.join(stop.remaining)} and the same settings",
+            file=sys.stderr,
+        )
+        return 130
     front = pareto_front(rows)
     spread = "mean ± std" if config.seeds > 1 else "1 seed"
     print(

@@ -30,7 +30,7 @@ from convzoo.core.validate import check_int
 from convzoo.ops.base import kernel_for
 from convzoo.registry import MODELS, OPS
 
-__all__ = ["DEFAULT_OPS", "StudyConfig", "StudyRow", "run_study", "kernel_for"]
+__all__ = ["DEFAULT_OPS", "StudyConfig", "StudyInterrupted", "StudyRow", "run_study", "kernel_for"]
 
 DEFAULT_OPS = ("conv", "dwsep", "shift", "inception_dw", "asym", "cp", "e2gc", "dilated_reparam", "sic")
 
@@ -111,6 +111,20 @@ def _run_dir(config: StudyConfig, op: str, seed: int) -> Path:
     return runs / op if seed == config.seed else runs / f"{op}-seed{seed}"
 
 
+class StudyInterrupted(Exception):
+    """Ctrl-C stopped the study while training ``op`` (seed ``seed``); that run's checkpoint is in ``run_dir``.
+
+    ``rows`` are the operators finished before it (their report is written); ``remaining`` the ops not finished.
+    """
+
+    def __init__(self, op: str, seed: int, run_dir: Path) -> None:
+        super().__init__(f"interrupted while training {op} (seed {seed})")
+        self.op, self.seed, self.run_dir = op, seed, run_dir
+        self.rows: list[StudyRow] = []
+        self.remaining: tuple[str, ...] = ()
+        self.paths: dict[str, Path] = {}
+
+
 def _train_seeds(config: StudyConfig, op: str, kernel: int | None, bar) -> tuple[list[Any], float]:
     from convzoo.train import TrainConfig, train
 
@@ -130,7 +144,10 @@ def _train_seeds(config: StudyConfig, op: str, kernel: int | None, bar) -> tuple
             cfg=cfg,
             progress=config.progress,
         )
-        results.append(train(train_config))
+        result = train(train_config)
+        if result.interrupted:
+            raise StudyInterrupted(op, seed, _run_dir(config, op, seed))
+        results.append(result)
     return results, time.perf_counter() - started
 
 
@@ -208,8 +225,16 @@ def run_study(config: StudyConfig) -> tuple[list[StudyRow], dict[str, Path]]:
     rows: list[StudyRow] = []
     with use_threads(threads) as used, LoadWatch() as watch:
         bar = tqdm(config.ops, desc="study", unit="op", disable=not config.progress, dynamic_ncols=True)
-        for op in bar:
-            rows.append(_study_one(config, op, bar))
+        try:
+            for op in bar:
+                rows.append(_study_one(config, op, bar))
+        except StudyInterrupted as interrupted:
+            interrupted.rows = rows
+            interrupted.remaining = config.ops[len(rows) :]
+            if rows:
+                settings = asdict(config) | {"threads_used": used, "torch": torch.__version__, "partial": True}
+                interrupted.paths = write_study(rows, settings, out)
+            raise
         machine = fingerprint(used)
     settings = asdict(config) | {
         "threads_used": used,
