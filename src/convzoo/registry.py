@@ -38,6 +38,7 @@ __all__ = [
     "TRANSFORMS",
     "SUITES",
     "DATASETS",
+    "ANALYSES",
     "OP_KINDS",
     "all_registries",
     "coverage",
@@ -225,6 +226,7 @@ MODELS: Registry[ModelInfo] = Registry("model", info=ModelInfo, packages=("convz
 TRANSFORMS: Registry[None] = Registry("transform", packages=("convzoo.deploy", "convzoo.models"))
 SUITES: Registry[None] = Registry("suite", packages=("convzoo.benchmarks",))
 DATASETS: Registry[None] = Registry("dataset", packages=("convzoo.data",))
+ANALYSES: Registry[None] = Registry("analysis", packages=("convzoo.interpret",))
 
 
 def _import_package(name: str) -> None:
@@ -237,7 +239,7 @@ def _import_package(name: str) -> None:
 
 def all_registries() -> tuple[Registry[Any], ...]:
     """Every registry, each loaded."""
-    return tuple(r.load() for r in (OPS, LAYERS, MODELS, TRANSFORMS, SUITES, DATASETS))
+    return tuple(r.load() for r in (OPS, LAYERS, MODELS, TRANSFORMS, SUITES, DATASETS, ANALYSES))
 
 
 def coverage() -> list[tuple[CatalogEntry, list[str]]]:

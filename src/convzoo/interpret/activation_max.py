@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_number
 from convzoo.interpret.attribution import find_module
+from convzoo.registry import ANALYSES
 
 __all__ = ["MaximisedImage", "activation_maximisation"]
 
@@ -37,6 +38,12 @@ def _objective(model: nn.Module, image: Tensor, module: nn.Module | None, channe
     return captured[0][:, channel].mean()
 
 
+@ANALYSES.register(
+    "activation_maximisation",
+    kind="analysis",
+    papers=("featurevis",),
+    summary="gradient ascent on the input with jitter, scale, L2 and TV regularisers (S83)",
+)
 def activation_maximisation(
     model: nn.Module,
     shape: tuple[int, ...],

@@ -18,6 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from convzoo.core.names import unknown_name_message
 from convzoo.core.validate import check_choice, check_int
+from convzoo.registry import ANALYSES
 
 __all__ = [
     "CAPTUM_METHODS",
@@ -47,6 +48,12 @@ def default_target(model: nn.Module, x: Tensor) -> int:
         return int(model(x[:1]).reshape(1, -1).argmax())
 
 
+@ANALYSES.register(
+    "attribution",
+    kind="analysis",
+    papers=("featurevis",),
+    summary="saliency, occlusion, deconvolution, guided backprop and integrated gradients through Captum (S83)",
+)
 def attribute(
     model: nn.Module,
     x: Tensor,
@@ -97,6 +104,12 @@ def _occluder_positions(size: int, window: int, stride: int) -> list[int]:
     return list(range(0, max(size - window, 0) + 1, stride))
 
 
+@ANALYSES.register(
+    "occlusion_sensitivity",
+    kind="analysis",
+    papers=("deconvnet",),
+    summary="class probability under a sliding grey square (S101)",
+)
 def occlusion_sensitivity(
     model: nn.Module,
     x: Tensor,
@@ -173,6 +186,12 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
+@ANALYSES.register(
+    "deconvnet_projection",
+    kind="analysis",
+    papers=("deconvnet",),
+    summary="deconvnet / guided-backprop projection of a layer's strongest unit (S101)",
+)
 def guided_projection(
     model: nn.Module, x: Tensor, layer: str, channel: int | None = None, *, rule: str = "deconvnet"
 ) -> tuple[Tensor, int]:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_choice, check_number
+from convzoo.registry import ANALYSES
 
 __all__ = ["linear_cka", "rbf_cka", "cka", "layer_features", "default_layers", "cka_matrix"]
 
@@ -104,6 +105,12 @@ def layer_features(model: nn.Module, inputs: Tensor, layers: Sequence[str], batc
     return {name: torch.cat(parts) for name, parts in collected.items()}
 
 
+@ANALYSES.register(
+    "cka",
+    kind="analysis",
+    papers=("cka",),
+    summary="linear and RBF CKA between every pair of layers of two models (S112)",
+)
 def cka_matrix(
     model_a: nn.Module,
     model_b: nn.Module,

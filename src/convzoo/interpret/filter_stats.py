@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from convzoo.registry import ANALYSES
+
 __all__ = ["LayerFilterStats", "layer_filters", "filter_statistics", "variance_entropy", "compare_filters"]
 
 
@@ -53,6 +55,12 @@ def variance_entropy(filters: Tensor) -> float:
     return float(-(shares * shares.log()).sum() / torch.log(torch.tensor(float(filters.shape[1]))))
 
 
+@ANALYSES.register(
+    "filter_statistics",
+    kind="analysis",
+    papers=("filter-distributions",),
+    summary="per-layer filter distribution statistics, comparable between checkpoints (S87)",
+)
 def filter_statistics(model: nn.Module, size: int = 3, sparse_below: float = 0.01) -> list[LayerFilterStats]:
     """Statistics of every ``size``×``size`` layer; a filter is sparse when its largest |coefficient| is below
     ``sparse_below`` × the layer's largest."""

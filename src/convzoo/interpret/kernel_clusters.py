@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_number
+from convzoo.registry import ANALYSES
 
 __all__ = ["FAMILIES", "kernel_templates", "depthwise_kernels", "KernelClasses", "classify_kernels", "cluster_kernels"]
 
@@ -110,6 +111,12 @@ def classify_kernels(kernels: Tensor, threshold: float = 0.8) -> KernelClasses:
     return KernelClasses(labels, scores)
 
 
+@ANALYSES.register(
+    "kernel_clusters",
+    kind="analysis",
+    papers=("dw-kernel-clusters",),
+    summary="depthwise kernels clustered and named against DoG and derivative templates (S56)",
+)
 def cluster_kernels(kernels: Tensor, clusters: int = 8, seed: int = 0) -> tuple[Tensor, KernelClasses, Tensor]:
     """k-means of the sign-aligned unit-norm kernels: ``(centroids (K, k, k), their classes, assignment (n,))``.
 

@@ -32,6 +32,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from convzoo.registry import ANALYSES
+
 __all__ = ["LinearInterpreter", "linear_interpreter", "linear_contributions"]
 
 
@@ -295,6 +297,12 @@ class LinearInterpreter:
         return torch.stack(rows)  # (out_numel, in_numel)
 
 
+@ANALYSES.register(
+    "linear_interpreter",
+    kind="analysis",
+    papers=("linearscope",),
+    summary="replay a network as the input-dependent affine map of one forward pass (S10)",
+)
 def linear_interpreter(model: nn.Module, x0: Tensor) -> LinearInterpreter:
     """Record ``model``'s non-linear decisions at ``x0`` and return its linear interpreter (S10).
 

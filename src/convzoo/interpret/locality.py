@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_number
+from convzoo.registry import ANALYSES
 
 __all__ = [
     "dsd_task",
@@ -145,6 +146,12 @@ def _fit(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float) -> None:
         optimiser.step()
 
 
+@ANALYSES.register(
+    "locality_sample_complexity",
+    kind="analysis",
+    papers=("locality-sample-complexity",),
+    summary="LCN, CNN and FCN test error against sample size on the DSD task (S72)",
+)
 def sample_complexity(
     k: int = 8, d: int = 8, sizes: Sequence[int] = (16, 32, 64, 128, 256), *, test: int = 2000, steps: int = 200,
     lr: float = 0.01, seed: int = 0, progress: bool = False,

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from convzoo.core.validate import check_int
+from convzoo.registry import ANALYSES
 
 __all__ = [
     "PRIMITIVES",
@@ -94,6 +95,12 @@ class ReconstructionScores:
         return [("mean shape", self.mean_shape), ("classification", self.classification), ("retrieval", self.retrieval)]
 
 
+@ANALYSES.register(
+    "single_view_baselines",
+    kind="analysis",
+    papers=("recon-baselines",),
+    summary="classification, retrieval and mean-shape baselines of single-view 3-D reconstruction (S35)",
+)
 def reconstruction_baselines(train: ShapeSet, test: ShapeSet) -> ReconstructionScores:
     """Score S35's baselines on ``test`` using ``train``: a logistic-regression classifier on silhouettes that
     outputs its class's mean voxel grid (thresholded at 0.5), and nearest-neighbour retrieval of a training

@@ -16,10 +16,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_number
+from convzoo.registry import ANALYSES
 
 __all__ = ["power_spectrum", "feature_spectra", "high_frequency_share", "radial_profile", "padding_attenuation"]
 
 
+@ANALYSES.register(
+    "feature_spectra",
+    kind="analysis",
+    papers=("decoder-frequency",),
+    summary="per-channel power spectra of feature maps through the layers (S42)",
+)
 def power_spectrum(features: Tensor) -> Tensor:
     """Mean over samples and channels of ``|DFT|²`` of ``features`` ``(N, C, H, W)`` → ``(H, W)``, DC centred."""
     if features.dim() != 4:
