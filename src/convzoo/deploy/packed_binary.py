@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.conv import conv_nd, same_padding
+from convzoo.deploy.fuse_bn import bn_scale_shift
 from convzoo.kernels import binary_native
 from convzoo.kernels.binary_packed import WORD_BITS, pack_bits, packed_conv, unpack_bits
 from convzoo.ops.binary import MODES, BinaryConv, scaling_map, weight_scale
@@ -78,12 +79,7 @@ class PackedBinaryConv(nn.Module):
                 f"binary packed: expected a BatchNorm with running stats over {self.in_channels} channels, got {bn}"
             )
         with torch.no_grad():
-            scale = torch.rsqrt(bn.running_var + bn.eps)
-            if bn.weight is not None:
-                scale = scale * bn.weight
-            shift = -bn.running_mean * scale
-            if bn.bias is not None:
-                shift = shift + bn.bias
+            scale, shift = bn_scale_shift(bn)
         self.input_scale, self.input_shift = scale.detach().float().clone(), shift.detach().float().clone()
 
     def binary_weight(self, dtype: torch.dtype = torch.float32) -> Tensor:
