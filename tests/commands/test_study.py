@@ -76,3 +76,12 @@ def test_an_interrupted_study_says_where_things_are_and_exits_130(tmp_path, monk
         f"interrupted while training shift (seed 0): its checkpoint is in {tmp_path / 'runs' / 'shift'}"
     )
     assert f"the 1 finished ops are in {tmp_path / 'report.html'}" in err and "--ops shift,cp" in err
+
+
+def test_every_study_flag_has_help_text():
+    from convzoo.cli import build_parser
+
+    parser = build_parser()
+    study = parser._subparsers._group_actions[0].choices["study"]
+    missing = [a.dest for a in study._actions if a.dest != "help" and not a.help]
+    assert missing == [], missing

@@ -72,10 +72,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     defaults = StudyConfig()
     p = sub.add_parser("study", help="train one backbone per operator on a dataset, measure each, report")
     p.add_argument("--ops", default=",".join(DEFAULT_OPS), help="comma-separated registered operators")
-    p.add_argument("--model", default=defaults.model)
-    p.add_argument("--data", default=defaults.data)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    p.add_argument(
+        "--model",
+        default=defaults.model,
+        help="the backbone whose spatial convs each op replaces: a registered model that takes op= "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--data", default=defaults.data, help="a registered dataset (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="folder of an on-disk dataset (cifar10, imagefolder, ...)")
+    p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="epochs per run (default: %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="the first seed (default: %(default)s)")
     p.add_argument(
         "--seeds",
@@ -93,6 +98,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=defaults.repeats,
         help="interleaved timed forward passes per op and form (default: %(default)s)",
     )
-    p.add_argument("--out", default=defaults.out)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=defaults.out, help="folder for the report and the runs (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_study_command)
