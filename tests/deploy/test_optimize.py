@@ -163,3 +163,22 @@ def test_channels_last_layers_are_timed_on_channels_last_inputs():
     )
     optimize_with_report(nn.Sequential(conv).eval(), torch.randn(1, 4, 20, 20), repeats=2)
     assert True in formats and False in formats  # the layer ran in both layouts
+
+
+def test_a_form_that_builds_but_fails_on_the_input_is_reported_not_raised(monkeypatch):
+    optimize_module = sys.modules["convzoo.deploy.optimize"]
+
+    class BuildsThenFails(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def forward(self, x):
+            raise RuntimeError("input size is not divisible by the output size is not supported yet")
+
+    monkeypatch.setattr(optimize_module, "FrozenGraph", BuildsThenFails)
+    model = nn.Sequential(create_op("conv", 3, 4), nn.ReLU()).eval()
+    _, plan = optimize_with_report(model, torch.randn(1, 3, 8, 8), repeats=2)
+    assert plan.rejected["eager + frozen graph"] == (
+        "failed to run: RuntimeError: input size is not divisible by the output size is not supported yet"
+    )
+    assert "eager + frozen graph" not in plan.whole and plan.whole_chosen in plan.whole

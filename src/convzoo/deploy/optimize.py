@@ -373,9 +373,16 @@ def optimize_with_report(
                 "torch.compile (inductor, freezing)",
                 partial(CompiledGraph, copy.deepcopy(eager), example_input),
             )
-    for form in [f for f, m in wholes.items() if f != "as trained" and not _close(reference, m(example_input))]:
-        plan.rejected[form] = "differs from the model by more than 1e-4 relative"
-        del wholes[form]
+    for form in [f for f in wholes if f != "as trained"]:
+        try:
+            agrees = _close(reference, wholes[form](example_input))
+        except Exception as error:  # noqa: BLE001  (a graph that built but fails on the input is not a form)
+            plan.rejected[form] = f"failed to run: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            del wholes[form]
+            continue
+        if not agrees:
+            plan.rejected[form] = "differs from the model by more than 1e-4 relative"
+            del wholes[form]
     timings = interleaved([lambda m=m: m(example_input) for m in wholes.values()], repeats=repeats, warmup=2)
     plan.whole = {form: t.median_ms for form, t in zip(wholes, timings, strict=True)}
     plan.original_ms = plan.whole["as trained"]
