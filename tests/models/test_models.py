@@ -98,3 +98,10 @@ def test_cifar_models_default_to_ten_classes():
     model = create_model("resnet20")
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     assert count_params(model) == MODELS.get("resnet20").info.params
+
+
+def test_every_kind_of_model_names_an_unknown_config_field():
+    with pytest.raises(TypeError, match=r"bytenet: unknown config field\(s\) depth; its config has"):
+        create_model("bytenet", depth=3)
+    with pytest.raises(TypeError, match=r"carn: unknown config field\(s\) depth; its config has"):
+        create_model("carn", depth=3)

@@ -97,6 +97,16 @@ def register_variant(
     MODELS.register(name, kind=task, dims=(len(input_size) - 1,), papers=papers, summary=summary, info=info)(build)
 
 
+def _check_config_fields(name: str, config: Any, overrides: dict[str, Any]) -> None:
+    """``TypeError`` naming the model unless every key of ``overrides`` is a field of its config dataclass."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(
+            f"{name}: unknown config field(s) {', '.join(unknown)}; its config has {', '.join(sorted(fields))}"
+        )
+
+
 def create_model(
     name: str,
     *,
@@ -117,6 +127,7 @@ def create_model(
     torch.Size([1, 10])
     """
     entry = MODELS.get(name)
+    _check_config_fields(name, entry.info.config, cfg)  # every kind: overrides name fields of its config
     if entry.kind != "classify":
         # sequence models and other tasks take their own config overrides only
         if num_classes is not None or in_chans != 3 or op is not None or features_only or pretrained:
@@ -127,15 +138,7 @@ def create_model(
         raise ValueError(f"{name}: convzoo ships no pretrained weights; load a convzoo checkpoint instead")
     check_int(num_classes, "num_classes", name, low=0)
     check_int(in_chans, "in_chans", name)
-    config = entry.info.config
-    if cfg:
-        fields = {f.name for f in dataclasses.fields(config)}
-        unknown = sorted(set(cfg) - fields)
-        if unknown:
-            raise TypeError(
-                f"{name}: unknown config field(s) {', '.join(unknown)}; its config has {', '.join(sorted(fields))}"
-            )
-        config = dataclasses.replace(config, **cfg)
+    config = dataclasses.replace(entry.info.config, **cfg) if cfg else entry.info.config
     if op is not None:
         OPS.get(op)  # an unknown op name fails with suggestions
         if not entry.info.takes_op:
