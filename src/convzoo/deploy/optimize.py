@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.deploy.fuse_bn import _CONVS, set_submodule
-from convzoo.deploy.layout import to_memory_format
+from convzoo.deploy.layout import InLayout, layouts_for, to_memory_format
 from convzoo.ops.base import Op
 from convzoo.profile.timing import interleaved
 from convzoo.registry import OPS, TRANSFORMS
@@ -103,23 +103,6 @@ class FFTConv(nn.Module):
         if any(s > 1 for s in self.stride):
             y = y[(..., *(slice(None, None, s) for s in self.stride))]
         return y
-
-
-class _ChannelsLast(nn.Module):
-    """A model run in channels-last memory: its 4-d (5-d) weights and its input converted once per call."""
-
-    def __init__(self, model: nn.Module, memory_format: torch.memory_format = torch.channels_last) -> None:
-        super().__init__()
-        self.memory_format = memory_format
-        self.model = to_memory_format(model, memory_format)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x.contiguous(memory_format=self.memory_format))
-
-
-def channels_last_format(example: Tensor) -> torch.memory_format | None:
-    """The channels-last memory format for inputs shaped like ``example`` (4-d or 5-d), else ``None``."""
-    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(example.dim())
 
 
 @dataclass
@@ -350,12 +333,13 @@ def optimize_with_report(
     reference = original(example_input)
     eager = _choose_layer_forms(copy.deepcopy(original), example_input, repeats, plan, plan.layers, plan.chosen)
     wholes: dict[str, nn.Module] = {"as trained": original, "eager": eager}
-    memory_format = channels_last_format(example_input)
-    if whole_forms and memory_format is not None:
+    other_layouts = layouts_for(example_input)[1:]  # the channels-last layout of 4-d or 5-d inputs, if any
+    if whole_forms and other_layouts:
+        name, memory_format = other_layouts[0]
         per_layer_cl = _choose_layer_forms(
             copy.deepcopy(original), example_input, repeats, plan, plan.layers_cl, plan.chosen_cl, memory_format
         )
-        wholes["channels_last"] = _ChannelsLast(per_layer_cl, memory_format)
+        wholes["channels_last"] = InLayout(per_layer_cl, memory_format, name)
     if whole_forms:
         for form in [f for f in wholes if f != "as trained"]:
             _try_build(plan, wholes, f"{form} + frozen graph", partial(FrozenGraph, wholes[form], example_input))
