@@ -159,6 +159,14 @@ def _difference(reference: Tensor, candidate: Tensor, layout: str) -> float:
     return difference
 
 
+def _in_each_layout(model: nn.Module, example: Tensor) -> dict[str, nn.Module]:
+    """``model`` per layout of :func:`layouts_for`: itself for the contiguous one, an :class:`InLayout` copy else."""
+    return {
+        name: model if fmt == torch.contiguous_format else InLayout(copy.deepcopy(model), fmt, name)
+        for name, fmt in layouts_for(example)
+    }
+
+
 def deploy_form(
     model: nn.Module, example: Tensor, *, repeats: int = 50, warmup: int = 5, threads: int | None = None
 ) -> tuple[nn.Module, DeployFormReport]:
@@ -184,10 +192,7 @@ def deploy_form(
     before = _batch_norms(deployed)
     deployed = fuse_bn(deployed, example, inplace=True)
     folded = before - _batch_norms(deployed)
-    candidates: dict[str, nn.Module] = {}
-    for name, memory_format in layouts_for(example):
-        contiguous = memory_format == torch.contiguous_format
-        candidates[name] = deployed if contiguous else InLayout(copy.deepcopy(deployed), memory_format, name)
+    candidates = _in_each_layout(deployed, example)
     with torch.no_grad():
         max_abs_diff = max(_difference(reference, _first_tensor(c(example)), n) for n, c in candidates.items())
     with use_threads(threads), eval_no_grad(model), torch.no_grad():
@@ -206,10 +211,7 @@ def fastest_layout(model: nn.Module, example: Tensor, *, repeats: int = 20) -> t
     median. The model itself serves the contiguous layout; another is an :class:`InLayout` around a copy.
     """
     check_int(repeats, "repeats", "fastest_layout")
-    candidates = {
-        name: model if fmt == torch.contiguous_format else InLayout(copy.deepcopy(model), fmt, name)
-        for name, fmt in layouts_for(example)
-    }
+    candidates = _in_each_layout(model, example)
     with torch.no_grad():
         timings = interleaved([lambda m=m: m(example) for m in candidates.values()], repeats=repeats, warmup=3)
     ms = {name: t.median_ms for name, t in zip(candidates, timings, strict=True)}
