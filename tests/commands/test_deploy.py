@@ -3,7 +3,6 @@ usage errors exit 2. The pipeline itself is convzoo.deploy.deploy_checkpoint (te
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 import zipfile
@@ -13,18 +12,11 @@ import torch
 
 from convzoo.cli import main
 from convzoo.data import load_dataset
-from convzoo.models import create_model
-from convzoo.train import save_checkpoint
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    architecture = {"model": "resnet20", "op": None, "num_classes": 10, "in_chans": 1, "cfg": {"layers": [1, 1, 1]}}
-    model = create_model("resnet20", num_classes=10, in_chans=1, layers=(1, 1, 1))
-    data = dataclasses.asdict(load_dataset("digits", "test").info)
-    data.pop("split")
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint", model, architecture, data=data)
+def checkpoint(digits_checkpoint):
+    return digits_checkpoint
 
 
 def test_fuse_reparam_int8_writes_the_model_and_the_table(checkpoint, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 
@@ -11,18 +10,12 @@ import torch
 
 from convzoo.data import load_dataset
 from convzoo.deploy import DeployReport, deploy_checkpoint
-from convzoo.models import create_model
-from convzoo.train import evaluate, save_checkpoint
+from convzoo.train import evaluate
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    architecture = {"model": "resnet20", "op": None, "num_classes": 10, "in_chans": 1, "cfg": {"layers": [1, 1, 1]}}
-    model = create_model("resnet20", num_classes=10, in_chans=1, layers=(1, 1, 1))
-    data = dataclasses.asdict(load_dataset("digits", "test").info)
-    data.pop("split")
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint", model, architecture, data=data)
+def checkpoint(digits_checkpoint):
+    return digits_checkpoint
 
 
 def test_fuse_and_reparam_report_every_form_and_write_it(checkpoint, tmp_path):
