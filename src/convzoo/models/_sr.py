@@ -6,14 +6,13 @@ An ``sr`` model maps ``(N, 3, H, W)`` images in [0, 1] to ``(N, 3, sH, sW)``. It
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_choice
-from convzoo.registry import MODELS, ModelInfo
+from convzoo.models.registration import register_variant
 
 SCALES = (2, 3, 4)
 # DIV2K's RGB mean, which EDSR-lineage SR networks (CARN, CFSR, SPAN) subtract before the first conv
@@ -40,25 +39,21 @@ def register_sr(
     ``params`` is the published count of the registered config (``None`` where none was found or matched, and
     ``params_source`` says so).
     """
-
-    def build(**overrides: Any) -> nn.Module:  # create_model has checked the overrides against the config
-        model = family(dataclasses.replace(config, **overrides))
-        model.name = name
-        return model
-
-    build.__doc__ = summary
-    info = ModelInfo(
-        family=family,
-        config=config,
+    register_variant(
+        name,
+        family,
+        config,
+        papers=papers,
         params=params,
         params_source=params_source,
         input_size=(3, 48, 48),
+        summary=summary,
+        task="sr",
         takes_op=False,
         num_classes=0,
         test_size=12,
-        test_cfg=dict(test_cfg or {}),
+        test_cfg=test_cfg,
     )
-    MODELS.register(name, kind="sr", dims=(2,), papers=papers, summary=summary, info=info)(build)
 
 
 class MeanShift(nn.Module):

@@ -59,7 +59,7 @@ def register_variant(
     config: Any,
     *,
     papers: tuple[str, ...],
-    params: int,
+    params: int | None,
     params_source: str,
     input_size: tuple[int, ...] = (3, 224, 224),
     summary: str,
@@ -69,7 +69,8 @@ def register_variant(
     test_size: int = 32,
     test_cfg: dict[str, Any] | None = None,
 ) -> None:
-    """Register ``name`` as ``family(config)``.
+    """Register ``name`` as ``family(config)``; a ``task`` other than ``"classify"`` builds ``family(config)``
+    with ``create_model``'s keyword overrides replacing config fields.
 
     ``params`` is the published parameter count for ``num_classes`` classes (the variant's
     default: 1000 for ImageNet models, 10 for CIFAR ones), and ``params_source`` says where it was
@@ -79,8 +80,12 @@ def register_variant(
     published count is always checked on the registered config itself.
     """
 
-    def build(**kwargs: Any) -> ConvNet:
-        return family(config, **kwargs)
+    def build(**kwargs: Any) -> nn.Module:
+        if task == "classify":  # create_model resolves the config and passes the classifier options
+            return family(config, **kwargs)
+        model = family(dataclasses.replace(config, **kwargs))  # other tasks: kwargs are config overrides
+        model.name = name
+        return model
 
     build.__doc__ = summary
     info = ModelInfo(
