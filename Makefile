@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml $(NATIVE_SRC)
 	$(BIN)/python -m pip install --quiet "captum>=0.7" "e3nn>=0.5" "torch-geometric>=2.4" "networkx>=3.0" "scipy>=1.10" \
 		|| echo "optional extras (interpret, graph) not installed: their peer tests will skip"
 	$(BIN)/python -m pip install --quiet --no-deps "torch-harmonics>=0.7" || echo "torch-harmonics not installed"
+	$(BIN)/python -m pip install --quiet "spconv>=2.3" || echo "spconv not installed: the sparse conv3d peer tests will skip"
 	# headless Chromium checks the HTML reports as a browser renders them (tests skip without it)
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium not installed: the browser checks of the HTML reports will skip"
