@@ -190,8 +190,9 @@ def _distributed() -> tuple[int, int, int]:
     Collectives time out after ``CONVZOO_DIST_TIMEOUT_S`` seconds (default 300) rather than torch's 30 minutes, so
     a rank left waiting on a dead peer fails with an error; under torchrun the launcher usually ends the other
     ranks within seconds of one failing, before the timeout.
+    ``CONVZOO_SINGLE_PROCESS=1`` trains alone even under torchrun (``convzoo study`` gives each rank its own runs).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = 1 if os.environ.get("CONVZOO_SINGLE_PROCESS") == "1" else int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         seconds = float(os.environ.get("CONVZOO_DIST_TIMEOUT_S", DIST_TIMEOUT_S))
         dist.init_process_group(
