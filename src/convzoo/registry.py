@@ -44,7 +44,7 @@ __all__ = [
     "coverage",
 ]
 
-OP_KINDS = ("grid", "attention", "sequence", "graph", "equivariant", "set")
+OP_KINDS = ("grid", "attention", "sequence", "graph", "equivariant", "set", "sparse")
 
 InfoT = TypeVar("InfoT")
 
