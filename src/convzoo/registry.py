@@ -39,6 +39,7 @@ __all__ = [
     "SUITES",
     "DATASETS",
     "ANALYSES",
+    "WEIGHTS",
     "OP_KINDS",
     "all_registries",
     "coverage",
@@ -227,6 +228,7 @@ TRANSFORMS: Registry[None] = Registry("transform", packages=("convzoo.deploy", "
 SUITES: Registry[None] = Registry("suite", packages=("convzoo.benchmarks",))
 DATASETS: Registry[None] = Registry("dataset", packages=("convzoo.data",))
 ANALYSES: Registry[None] = Registry("analysis", packages=("convzoo.interpret",))
+WEIGHTS: Registry[None] = Registry("weights", kinds=("weights",), packages=("convzoo.interop",))
 
 
 def _import_package(name: str) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from convzoo.core.validate import check_int
 from convzoo.models.base import ConvNet, FeatureExtractor
 from convzoo.ops.base import Op, create_op
-from convzoo.registry import MODELS, OPS, ModelInfo
+from convzoo.registry import MODELS, OPS, WEIGHTS, ModelInfo
 
 __all__ = ["register_variant", "create_model", "list_models", "make_mixer", "modules_inside_ops"]
 
@@ -119,12 +119,15 @@ def create_model(
     in_chans: int = 3,
     op: str | None = None,
     features_only: bool = False,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     **cfg: Any,
 ) -> nn.Module:
     """Build the registered model ``name``; ``cfg`` overrides fields of its config dataclass.
 
     ``num_classes`` defaults to the variant's own (1000 for ImageNet models, 10 for CIFAR ones).
+    ``pretrained="timm"`` or ``"torchvision"`` (or ``"timm:ARCH"``) loads that package's released weights
+    through its own loading and maps them (``convzoo.interop``, reached through the ``WEIGHTS`` registry; the
+    mapping report is ``model.weights_report``); convzoo ships no weights of its own.
 
     >>> import torch
     >>> model = create_model("resnet18", num_classes=10)
@@ -139,8 +142,11 @@ def create_model(
             raise ValueError(f"{name}: a {entry.kind} model takes config overrides only, not classifier options")
         return entry.obj(**cfg)
     num_classes = entry.info.num_classes if num_classes is None else num_classes
-    if pretrained:
-        raise ValueError(f"{name}: convzoo ships no pretrained weights; load a convzoo checkpoint instead")
+    if pretrained is True or (pretrained and not isinstance(pretrained, str)):
+        raise ValueError(f"{name}: pretrained must name a weights source ('timm' or 'torchvision'), got {pretrained}")
+    if pretrained and (name not in WEIGHTS or op is not None or in_chans != 3 or cfg):
+        why = "no timm or torchvision weights map onto it" if name not in WEIGHTS else "no op=, in_chans= or cfg"
+        raise ValueError(f"{name}: pretrained={pretrained!r} takes the registered architecture as it is ({why})")
     check_int(num_classes, "num_classes", name, low=0)
     check_int(in_chans, "in_chans", name)
     config = dataclasses.replace(entry.info.config, **cfg) if cfg else entry.info.config
@@ -153,6 +159,8 @@ def create_model(
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
     model.name = name
+    if pretrained:
+        model.weights_report = WEIGHTS.get(name)(model, pretrained, num_classes=num_classes)
     return FeatureExtractor(model) if features_only else model
 
 

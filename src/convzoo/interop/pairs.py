@@ -1,0 +1,175 @@
+"""The timm and torchvision architectures that equal a convzoo model once their weights are mapped.
+
+Each :class:`~convzoo.interop.mapping.Pair` below was checked in float64 on random weights (the peer tests,
+``tests/interop``): same parameter count, outputs equal after the mapping. Where a convzoo default departs from
+the weights' source, the pair edits the source tensors or adjusts the loaded model so that it computes what the
+source computes:
+
+- EfficientNet-B0: BN eps 1e-3 in convzoo (the TensorFlow original), 1e-5 in timm and torchvision;
+- TResNet-M: space-to-depth channel order ``c·16 + offset`` in convzoo, ``offset·C + c`` in timm;
+- InceptionNeXt-T: one concatenated bias for the three depthwise branches in convzoo, three in timm;
+- ConvFormer-S18, CAFormer-S18: the MLP head's LayerNorm eps 1e-5 in convzoo, 1e-6 in timm;
+- SE-ResNet-50 as released (timm ``legacy_seresnet50``, the Caffe layout): the stride sits in the first 1×1
+  conv of a downsampling bottleneck, and the stem max-pool has padding 0 with ceil mode.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import Tensor, nn
+
+from convzoo.interop.mapping import Pair, Regroup, set_norm_eps
+
+__all__ = ["PAIRS", "pairs_for"]
+
+
+def _tresnet_space_to_depth(state: dict[str, Tensor]) -> list[str]:
+    """Permute the stem conv's input channels from timm's ``offset·C + c`` to convzoo's ``c·16 + offset``."""
+    key = "body.conv1.conv.weight"
+    weight = state[key]  # (O, 16·C, k, k), input channel offset·C + c
+    out, channels = weight.shape[0], weight.shape[1] // 16
+    # (O, 16, C, k, k) -> (O, C, 16, k, k): input channel c·16 + offset
+    state[key] = weight.reshape(out, 16, channels, *weight.shape[2:]).transpose(1, 2).reshape(weight.shape)
+    return [f"{key}: input channels permuted from offset·C + c (timm) to c·16 + offset (convzoo space-to-depth)"]
+
+
+def _inceptionnext_biases(state: dict[str, Tensor]) -> list[str]:
+    """Concatenate each block's three branch biases (hw, w, h) into the one bias convzoo's InceptionDW holds."""
+    first = re.compile(r"^(.*token_mixer\.)dwconv_hw\.weight$")
+    branch_bias = re.compile(r"token_mixer\.dwconv_(hw|w|h)\.bias$")
+    items, edited = dict(state), []
+    state.clear()
+    for key, value in items.items():
+        match = first.match(key)
+        if match:  # the merged bias goes first, where convzoo's InceptionDW registers it
+            prefix = match.group(1)
+            branches = [f"{prefix}dwconv_{b}.bias" for b in ("hw", "w", "h")]
+            state[f"{prefix}bias"] = torch.cat([items[b] for b in branches])  # (3·g,) in branch order
+            edited.append(f"{prefix}bias = cat({', '.join(branches)})")
+        if not branch_bias.search(key):
+            state[key] = value
+    return edited
+
+
+def _vgg_conv_mlp(state: dict[str, Tensor]) -> list[str]:
+    """timm's VGG head holds its first FC as a 7×7 conv (``ConvMlp``): the same matrix over the flattened
+    ``(C, 7, 7)`` map, so the two agree where the last feature map is 7×7 (224×224 input)."""
+    key = "pre_logits.fc1.weight"
+    weight = state[key]  # (O, C, 7, 7)
+    state[key] = weight.reshape(weight.shape[0], -1)  # (O, C·7·7), flattened as (C, H, W)
+    return [f"{key}: {tuple(weight.shape)} conv as a linear on the flattened (C, 7, 7) map"]
+
+
+def _legacy_seresnet(model: nn.Module) -> list[str]:
+    """The released (Caffe) SE-ResNet layout: stride in the first 1×1 conv, stem max-pool padding 0, ceil mode."""
+    changed = []
+    pool = model.stem[3]
+    pool.padding, pool.ceil_mode = 0, True
+    changed.append("stem.3: MaxPool2d padding 1 -> 0, ceil_mode False -> True")
+    for i, stage in enumerate(model.stages):
+        body = stage[0].body
+        if body[3].stride != (1, 1):
+            body[0].stride, body[3].stride = body[3].stride, (1, 1)
+            changed.append(f"stages.{i}.0: stride {body[0].stride} moved from the 3x3 (body.3) to the 1x1 (body.0)")
+    return changed
+
+
+_EFFICIENTNET_EPS = set_norm_eps(nn.BatchNorm2d, 1e-5)
+_METAFORMER_HEAD_EPS = set_norm_eps(nn.LayerNorm, 1e-6, "head.hidden")
+_CONVNEXT_BLOCK = Regroup(r"stages\.\d+\.blocks\.\d+\.", ("*", "gamma$"))
+
+PAIRS: tuple[Pair, ...] = (
+    Pair("resnet18", "timm", "resnet18"),
+    Pair("resnet18", "torchvision", "resnet18"),
+    Pair("resnet50", "timm", "resnet50"),
+    Pair("resnet50", "torchvision", "resnet50"),
+    Pair("se_resnet50", "timm", "seresnet50"),
+    Pair(
+        "se_resnet50",
+        "timm",
+        "legacy_seresnet50",
+        adjust=(_legacy_seresnet,),
+        differs="the released Caffe layout: stride in the first 1x1, max-pool padding 0 with ceil mode",
+    ),
+    Pair("resnext50_32x4d", "timm", "resnext50_32x4d"),
+    Pair("resnext50_32x4d", "torchvision", "resnext50_32x4d"),
+    Pair(
+        "resnest50d",
+        "timm",
+        "resnest50d",
+        regroup=(Regroup(r"layer\d+\.\d+\.conv2\.", (r"conv\.", r"fc1\.", r"fc2\.", r"bn0\.", r"bn1\.")),),
+    ),
+    Pair("densenet121", "timm", "densenet121"),
+    Pair("densenet121", "torchvision", "densenet121"),
+    Pair(
+        "vgg16_bn",
+        "timm",
+        "vgg16_bn",
+        edits=(_vgg_conv_mlp,),
+        differs="first FC held as a 7x7 conv (ConvMlp); equal where the last map is 7x7 (224 input)",
+    ),
+    Pair("vgg16_bn", "torchvision", "vgg16_bn"),
+    Pair(
+        "efficientnet_b0", "timm", "efficientnet_b0", adjust=(_EFFICIENTNET_EPS,), differs="BN eps 1e-5 (convzoo 1e-3)"
+    ),
+    Pair(
+        "efficientnet_b0",
+        "torchvision",
+        "efficientnet_b0",
+        adjust=(_EFFICIENTNET_EPS,),
+        differs="BN eps 1e-5 (convzoo 1e-3)",
+    ),
+    Pair(
+        "tresnet_m",
+        "timm",
+        "tresnet_m",
+        regroup=(Regroup(r"body\.layer\d+\.\d+\.", (r"conv1\.", r"conv2\.", r"se\.", r"conv3\.", r"downsample\.")),),
+        edits=(_tresnet_space_to_depth,),
+        differs="space-to-depth channel order offset·C + c (convzoo c·16 + offset)",
+    ),
+    Pair("convnext_tiny", "timm", "convnext_tiny", regroup=(_CONVNEXT_BLOCK,)),
+    Pair(
+        "convnext_tiny",
+        "torchvision",
+        "convnext_tiny",
+        regroup=(Regroup(r"features\.\d+\.\d+\.", ("*", "layer_scale$")),),
+    ),
+    Pair(
+        "inceptionnext_tiny",
+        "timm",
+        "inception_next_tiny",
+        regroup=(_CONVNEXT_BLOCK,),
+        edits=(_inceptionnext_biases,),
+        differs="three branch biases (convzoo: one, concatenated)",
+    ),
+    Pair("convmixer_768_32", "timm", "convmixer_768_32"),
+    Pair("mixer_b16_224", "timm", "mixer_b16_224"),
+    Pair("poolformerv2_s12", "timm", "poolformerv2_s12"),
+    Pair(
+        "convformer_s18",
+        "timm",
+        "convformer_s18",
+        adjust=(_METAFORMER_HEAD_EPS,),
+        differs="MLP head LayerNorm eps 1e-6 (convzoo 1e-5)",
+    ),
+    Pair(
+        "caformer_s18",
+        "timm",
+        "caformer_s18",
+        adjust=(_METAFORMER_HEAD_EPS,),
+        differs="MLP head LayerNorm eps 1e-6 (convzoo 1e-5)",
+    ),
+    Pair(
+        "rdnet_tiny",
+        "timm",
+        "rdnet_tiny",
+        regroup=(Regroup(r"dense_stages\.\d+\.\d+\.dense_block\d+\.", ("*", "gamma$")),),
+    ),
+)
+
+
+def pairs_for(model: str) -> list[Pair]:
+    """The pairs whose convzoo side is ``model`` (timm first), in the order above."""
+    return [p for p in PAIRS if p.model == model]

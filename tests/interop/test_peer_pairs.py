@@ -1,0 +1,65 @@
+"""Peer tests: every timm/torchvision architecture of ``convzoo.interop.PAIRS`` equals its convzoo model in
+float64 once the weights are mapped (random weights, the source's own forward as the reference)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from convzoo.interop import PAIRS, load_weights, map_state, source_model
+from convzoo.models import create_model
+from tests.interop._peer import randomize, require
+
+pytestmark = pytest.mark.peer
+
+# the input side each pair runs at: 64 unless a model fixes it (Mixer's token MLP takes 224/16 = 14 tokens a
+# side; timm's VGG holds its first FC as a 7x7 conv, equal to convzoo's linear where the last map is 7x7)
+_SIDE = {"mixer_b16_224": 224, "vgg16_bn": 224}
+
+
+def _pair_id(pair) -> str:
+    return f"{pair.model}<-{pair.spec}"
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_pair_id)
+def test_pair_outputs_equal_in_float64(pair):
+    require(pair.source)
+    require("torchvision")
+    torch.manual_seed(0)
+    source = randomize(source_model(pair.spec), seed=1)
+    model = create_model(pair.model).double().eval()
+    report = load_weights(model, source, pair.spec)
+    targets = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+    assert [m.target for m in report.mapped] == targets  # every convzoo tensor, once, in order
+    assert len({m.source for m in report.mapped}) == len(report.mapped)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in source.parameters())
+    side = _SIDE.get(pair.model, 64)
+    x = torch.randn(2, 3, side, side, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want, got = source(x), model(x)
+    scale = want.abs().max().item()
+    diff = (got - want).abs().max().item()
+    print(f"{_pair_id(pair)}: max |diff| {diff:.3g} (output max {scale:.3g})")
+    assert diff <= 1e-9 * max(scale, 1.0), f"max abs diff {diff} (output scale {scale})"
+
+
+_DIFFERING = [p for p in PAIRS if p.edits or p.adjust]
+
+
+@pytest.mark.parametrize("pair", _DIFFERING, ids=_pair_id)
+def test_pair_without_its_edits_differs(pair):
+    """The edits and adjustments are needed: without them the mapping fails or the outputs differ."""
+    require(pair.source)
+    require("torchvision")
+    source = randomize(source_model(pair.spec), seed=1)
+    model = create_model(pair.model).double().eval()
+    try:
+        map_state(model, source.state_dict(), dataclasses.replace(pair, edits=(), adjust=()))
+    except ValueError:
+        return  # the tensors do not even pair up
+    side = _SIDE.get(pair.model, 64)
+    x = torch.randn(2, 3, side, side, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (model(x) - source(x)).abs().max().item() > 1e-6
