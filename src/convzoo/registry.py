@@ -40,6 +40,7 @@ __all__ = [
     "DATASETS",
     "ANALYSES",
     "WEIGHTS",
+    "TASKS",
     "OP_KINDS",
     "all_registries",
     "coverage",
@@ -229,6 +230,7 @@ SUITES: Registry[None] = Registry("suite", packages=("convzoo.benchmarks",))
 DATASETS: Registry[None] = Registry("dataset", packages=("convzoo.data",))
 ANALYSES: Registry[None] = Registry("analysis", packages=("convzoo.interpret",))
 WEIGHTS: Registry[None] = Registry("weights", kinds=("weights",), packages=("convzoo.interop",))
+TASKS: Registry[None] = Registry("task", kinds=("task",), packages=("convzoo.train.tasks",))
 
 
 def _import_package(name: str) -> None:
@@ -241,7 +243,7 @@ def _import_package(name: str) -> None:
 
 def all_registries() -> tuple[Registry[Any], ...]:
     """Every registry, each loaded."""
-    return tuple(r.load() for r in (OPS, LAYERS, MODELS, TRANSFORMS, SUITES, DATASETS, ANALYSES))
+    return tuple(r.load() for r in (OPS, LAYERS, MODELS, TRANSFORMS, SUITES, DATASETS, ANALYSES, TASKS))
 
 
 def coverage() -> list[tuple[CatalogEntry, list[str]]]:

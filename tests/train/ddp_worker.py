@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-import convzoo.models as models_package
 from convzoo.train import TrainConfig, train
+from convzoo.train.tasks.classify import Classify
 
 parser = argparse.ArgumentParser()
 parser.add_argument("out", type=Path)
@@ -25,11 +25,11 @@ torch.set_num_threads(1)
 rank = int(os.environ["RANK"])
 
 if args.die_at is not None and rank == 1:
-    real_create = models_package.create_model
+    real_create = Classify.create
     batches = {"seen": 0}
 
-    def create_and_die_later(*a, **k):
-        model = real_create(*a, **k)
+    def create_and_die_later(self, architecture):
+        model = real_create(self, architecture)
 
         def die(module, inputs, output):
             if module.training:
@@ -41,7 +41,7 @@ if args.die_at is not None and rank == 1:
         model.register_forward_hook(die)
         return model
 
-    models_package.create_model = create_and_die_later
+    Classify.create = create_and_die_later
 
 config = TrainConfig(model="mixer_resnet20", epochs=2, out=str(args.out), progress=False, cfg={"blocks": (1, 1, 1)})
 result = train(config, resume=args.resume)

@@ -157,15 +157,15 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, monk
     import os
     import signal
 
-    import convzoo.models as models_package
+    from convzoo.train.tasks.classify import Classify
 
     common = {"model": "resnet20", "cfg": SMALL, "progress": False, "batch_size": 256}
     straight = train(TrainConfig(epochs=2, out=str(tmp_path / "a"), **common))
-    real_create = models_package.create_model
+    real_create = Classify.create
     calls = {"train": 0}
 
-    def create_with_a_ctrl_c(*args, **kwargs):
-        model = real_create(*args, **kwargs)
+    def create_with_a_ctrl_c(self, architecture):
+        model = real_create(self, architecture)
 
         def press_ctrl_c(module, inputs, output):
             if module.training:
@@ -176,9 +176,9 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, monk
         model.register_forward_hook(press_ctrl_c)
         return model
 
-    monkeypatch.setattr(models_package, "create_model", create_with_a_ctrl_c)
+    monkeypatch.setattr(Classify, "create", create_with_a_ctrl_c)
     interrupted = train(TrainConfig(epochs=2, out=str(tmp_path / "b"), **common))
-    monkeypatch.setattr(models_package, "create_model", real_create)
+    monkeypatch.setattr(Classify, "create", real_create)
     assert interrupted.interrupted and len(interrupted.history) == 1
     saved = read_checkpoint(tmp_path / "b" / "checkpoint").meta
     assert saved["epoch"] == 1 and saved["metrics"]["partial_epoch"]["batches"] == 1

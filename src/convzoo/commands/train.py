@@ -12,9 +12,14 @@ from convzoo.commands._util import assignments, positive_int, table
 def run_train(args: argparse.Namespace) -> int:
     from convzoo.train import TrainConfig, train
 
+    options = assignments("--option", args.option)
+    if args.scale is not None:
+        options["scale"] = args.scale
     config = TrainConfig(
         model=args.model,
         op=args.op,
+        task=args.task,
+        options=options,
         data=args.data,
         data_root=args.data_root,
         epochs=args.epochs,
@@ -42,19 +47,26 @@ def run_train(args: argparse.Namespace) -> int:
         last = result.history[-1]
         print(
             f"{config.model}{f' op={config.op}' if config.op else ''} on {config.data}: "
-            f"test accuracy {last['test_acc']:.4f} after {last['epoch']} epochs; checkpoint {result.checkpoint}"
+            f"test {_metrics_text(result.test_metrics)} after {last['epoch']} epochs; checkpoint {result.checkpoint}"
         )
     return 0
+
+
+NAMES = {"acc": "accuracy"}
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    """``accuracy 0.9650, loss 0.1234`` — the task's primary metrics first, the loss last."""
+    keys = [k for k in metrics if k != "loss"] + (["loss"] if "loss" in metrics else [])
+    return ", ".join(f"{NAMES.get(k, k)} {metrics[k]:.4f}" for k in keys)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from convzoo.train import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.data_root)
-    print(
-        f"{result.model} on {result.data} test: accuracy {result.accuracy:.4f}, loss {result.loss:.4f} "
-        f"({result.images} images)"
-    )
+    unit = "images" if result.task in ("classify", "sr") else "examples"
+    print(f"{result.model} on {result.data} test: {_metrics_text(result.metrics)} ({result.images} {unit})")
     return 0
 
 
@@ -69,18 +81,30 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a classifier (any registered model, any op) on a dataset")
-    p.add_argument("--model", default="resnet20")
+    p = sub.add_parser("train", help="train a model of any task (classify, sr, node, ...) on a dataset")
+    p.add_argument(
+        "--task",
+        default="classify",
+        help="what to train: classify (default), sr (super-resolution), node (node classification), recommend, ... "
+        "(convzoo registry tasks lists them)",
+    )
+    p.add_argument("--model", default="resnet20", help="a registered model of the task (default: %(default)s)")
     p.add_argument("--op", default=None, help="a registered operator in place of the model's spatial convs")
-    p.add_argument("--data", default="digits")
+    p.add_argument("--data", default="digits", help="a registered dataset (default: %(default)s)")
     p.add_argument("--data-root", default=None, help="folder of an on-disk dataset (cifar10, imagefolder, ...)")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--warmup-epochs", type=float, default=0.2)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data (default: 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="examples per step (default: 32)")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default=None, help="default: the task's recipe (SGD for classify)"
+    )
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the task's recipe)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: the task's recipe")
+    p.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up before the cosine decay")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="classify only (default: 0.1)")
+    p.add_argument("--scale", type=positive_int, default=None, help="sr: the upscaling factor (2, 3 or 4)")
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a setting of the task (repeatable)"
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--grad-clip", type=float, default=None)
     p.add_argument("--ema", type=float, default=None, metavar="DECAY", help="keep an EMA of the weights")
@@ -92,7 +116,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_train)
 
-    e = sub.add_parser("eval", help="test accuracy of a checkpoint")
+    e = sub.add_parser("eval", help="test metrics of a checkpoint (accuracy, PSNR, recall, ... by its task)")
     e.add_argument("checkpoint")
     e.add_argument("--data", default=None, help="default: the dataset it was trained on")
     e.add_argument("--data-root", default=None)

@@ -60,10 +60,15 @@ class Checkpoint:
     def architecture(self) -> dict[str, Any]:
         return self.meta["architecture"]
 
+    @property
+    def task(self) -> str:
+        """The task the model was trained for (checkpoints of classifiers may not name it)."""
+        return self.architecture.get("task", "classify")
+
     def describe(self) -> str:
-        arch = self.architecture
-        op = f", op={arch['op']}" if arch.get("op") else ""
-        return f"{arch['model']}{op}, {arch['num_classes']} classes, {arch['in_chans']} input channels"
+        from convzoo.train.task import get_task
+
+        return get_task(self.task).describe(self.architecture)
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -242,15 +247,13 @@ def _check_parts(folder: Path, meta: dict[str, Any]) -> None:
 
 
 def build_from_checkpoint(path: str | Path) -> tuple[nn.Module, Checkpoint]:
-    """Rebuild the checkpoint's architecture and load its weights; returns the model in eval mode."""
-    from convzoo.models import create_model
+    """Rebuild the checkpoint's architecture (through its task) and load its weights; returns the model in eval
+    mode."""
+    from convzoo.train.task import get_task
 
     checkpoint = read_checkpoint(path)
     arch = checkpoint.architecture
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.get("cfg", {}).items()}  # JSON lists
-    model = create_model(
-        arch["model"], num_classes=arch["num_classes"], in_chans=arch["in_chans"], op=arch.get("op"), **cfg
-    )
+    model = get_task(checkpoint.task).create(arch)
     load_weights(model, checkpoint, arch)
     return model.eval(), checkpoint
 
@@ -260,8 +263,7 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint | str | Path, architec
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = read_checkpoint(checkpoint)
     saved = checkpoint.architecture
-    keys = ("model", "op", "num_classes", "in_chans", "cfg")
-    if any(saved.get(k) != architecture.get(k) for k in keys):
+    if saved != architecture:
         given = Checkpoint(checkpoint.path, {"architecture": architecture}).describe()
         raise CheckpointError(
             f"checkpoint {str(checkpoint.path)!r} holds {checkpoint.describe()}, but the model is {given}"

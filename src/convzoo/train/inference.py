@@ -3,29 +3,33 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from convzoo.core.validate import check_int
-from convzoo.data.base import load_dataset
 from convzoo.train.checkpoint import build_from_checkpoint
-from convzoo.train.trainer import evaluate
+from convzoo.train.task import get_task
 
 __all__ = ["CheckpointEval", "Prediction", "evaluate_checkpoint", "predict"]
 
 
 @dataclass(frozen=True)
 class CheckpointEval:
-    """Test accuracy and loss of a checkpoint (``model`` is its one-line description) on ``images`` test images."""
+    """Test metrics of a checkpoint (``model`` is its one-line description) on ``images`` test examples:
+    ``metrics`` as its task reports them (``loss`` and ``acc`` for a classifier, ``psnr`` and ``ssim`` for
+    super-resolution, ...); ``accuracy`` and ``loss`` are NaN where the task has none."""
 
     model: str
     data: str
     accuracy: float
     loss: float
     images: int
+    task: str = "classify"
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,20 +43,30 @@ class Prediction:
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | None = None, root: str | Path | None = None
 ) -> CheckpointEval:
-    """Accuracy of the checkpoint folder ``checkpoint`` on the test split of ``data`` (default: the dataset it was
-    trained on, read from ``root``, default the folder it was trained from); the class counts must agree."""
+    """Test metrics of the checkpoint folder ``checkpoint`` on the test split of ``data`` (default: the dataset it
+    was trained on, read from ``root``, default the folder it was trained from), scored by the checkpoint's task
+    with the task options it was trained with; data the model cannot be scored on (other class counts) is
+    refused."""
     model, saved = build_from_checkpoint(checkpoint)
     recorded = saved.meta.get("data", {})
     data = data or recorded.get("name")
     root = root if root is not None else recorded.get("root")
     if data is None:
         raise ValueError(f"evaluate_checkpoint: {str(checkpoint)!r} names no dataset; pass data= (--data)")
-    test = load_dataset(data, "test", root)
-    classes = saved.architecture["num_classes"]
-    if test.info.num_classes != classes:
-        raise ValueError(f"{data} has {test.info.num_classes} classes but the checkpoint's model has {classes}")
-    loss, accuracy = evaluate(model, test)
-    return CheckpointEval(saved.describe(), data, accuracy, loss, len(test))
+    task = get_task(saved.task)
+    options = saved.meta.get("train_config", {}).get("options", {})
+    test = task.load(data, "test", None if root is None else str(root), task.resolve_options(options))
+    task.check_data(saved.architecture, test.info)
+    metrics = task.evaluate(model, test, torch.device("cpu"))
+    return CheckpointEval(
+        saved.describe(),
+        data,
+        metrics.get("acc", math.nan),
+        metrics.get("loss", math.nan),
+        len(test),
+        task.name,
+        metrics,
+    )
 
 
 def predict(checkpoint: str | Path, images: Sequence[str | Path], top_k: int = 5) -> list[Prediction]:
@@ -62,6 +76,11 @@ def predict(checkpoint: str | Path, images: Sequence[str | Path], top_k: int = 5
 
     check_int(top_k, "top_k", "predict")
     model, saved = build_from_checkpoint(checkpoint)
+    if saved.task != "classify":
+        raise ValueError(
+            f"predict: {str(checkpoint)!r} is a {saved.task} checkpoint; predict names the classes of a classifier"
+            + (" (upscale an image with convzoo upscale)" if saved.task == "sr" else "")
+        )
     data = saved.meta.get("data", {})
     if not data.get("image_size"):
         raise ValueError(f"{checkpoint} records no input image size; it was not trained on an image dataset")

@@ -1,6 +1,9 @@
-"""Classification training: SGD/AdamW, warm-up + cosine schedule, label smoothing (S3), EMA, bf16, DDP.
+"""The trainer: SGD/AdamW, warm-up + cosine schedule, label smoothing (S3), EMA, bf16, DDP, for every task.
 
-``train(TrainConfig(...))`` trains, evaluates after every epoch, writes ``metrics.jsonl`` and a
+What is trained and how it is scored comes from the task (``TrainConfig.task``, a :class:`~convzoo.train.task.Task`
+registered in ``convzoo.registry.TASKS``: ``classify`` by default, ``sr``, ``node``, ``recommend``, ...); the loop,
+the schedule, checkpoints and resuming are the same for all. ``train(TrainConfig(...))`` trains, evaluates after
+every epoch, writes ``metrics.jsonl`` and a
 checkpoint folder (``convzoo.train.checkpoint``) under ``out``, and resumes from it with
 ``resume=True``. Runs are deterministic under ``seed``: the data order of epoch ``e`` comes from a
 generator seeded with ``(seed, e)``, and the torch RNG is saved with each checkpoint, so a resumed
@@ -27,14 +30,15 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from convzoo.data.base import DatasetInfo, load_dataset
+from convzoo.data.base import DatasetInfo
 from convzoo.train.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
+from convzoo.train.evaluate import evaluate
+from convzoo.train.task import Task, get_task
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine"]
 
@@ -47,12 +51,14 @@ class TrainConfig:
 
     model: str = "resnet20"
     op: str | None = None
+    task: str = "classify"
+    options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (``scale`` for sr, ...)
     data: str = "digits"
     data_root: str | None = None
     epochs: int = 10
     batch_size: int = 32
-    optimizer: str = "sgd"
-    lr: float | None = None  # default: 0.05 for SGD, 2e-3 for AdamW
+    optimizer: str | None = None  # default: the task's recipe (SGD for classify)
+    lr: float | None = None  # default: the task's recipe, else 0.05 for SGD, 2e-3 for AdamW
     momentum: float = 0.9
     weight_decay: float | None = None  # default: 5e-4 for SGD, 0.05 for AdamW
     warmup_epochs: float = 0.2
@@ -67,6 +73,13 @@ class TrainConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        task = get_task(self.task)
+        self.options = task.resolve_options(dict(self.options))
+        for key, value in task.recipe.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        if self.optimizer is None:
+            self.optimizer = "sgd"
         checks = [
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
@@ -93,7 +106,9 @@ class TrainConfig:
 class TrainResult:
     """The trained model, its last test metrics, every epoch's record, the checkpoint folder, and the data it
     was trained on (its test split's description: classes, channels, image size), so a caller that goes on to
-    measure the model need not load the data again."""
+    measure the model need not load the data again. ``test_metrics`` holds the task's test metrics of the last
+    epoch (``{"loss": ..., "acc": ...}`` for classify, ``{"loss": ..., "psnr": ..., ...}`` for sr);
+    ``test_accuracy`` is its ``acc`` (NaN for a task without one)."""
 
     model: nn.Module
     test_accuracy: float
@@ -102,6 +117,8 @@ class TrainResult:
     checkpoint: Path | None
     data: DatasetInfo | None = None
     interrupted: bool = False  # stopped by Ctrl-C (SIGINT) after saving a checkpoint that --resume continues
+    task: str = "classify"
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -147,40 +164,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module | Callable[[Tensor], Tensor],
-    dataset: Dataset,
-    batch_size: int = 256,
-    device: str = "cpu",
-    *,
-    fixed_batch: bool = False,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``dataset``: the project's one accuracy loop.
-
-    ``model`` is a module or any callable from images ``(B, C, H, W)`` to logits ``(B, classes)`` (a TorchScript
-    file, an onnxruntime session). ``fixed_batch=True`` feeds it batches of exactly ``batch_size``, the last one
-    padded with copies of its first image and the padding's logits dropped: traced, frozen and lowered deploy forms
-    are specialised to their batch size.
-    """
-    was_training = isinstance(model, nn.Module) and model.training
-    if was_training:  # a module already in eval mode is left alone (exported programs refuse .eval())
-        model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for images, labels in DataLoader(dataset, batch_size=batch_size):
-        images, labels = images.to(device), labels.to(device)  # (b, C, H, W), (b,) with b ≤ batch_size
-        count = labels.numel()
-        if fixed_batch and count < batch_size:
-            images = torch.cat([images, images[:1].expand(batch_size - count, *images.shape[1:])])
-        logits = model(images)[:count]  # (b, classes)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
-        seen += count
-    if was_training:
-        model.train()
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
-
-
 DIST_TIMEOUT_S = 300  # a collective that waits longer (a peer died or hangs) fails instead of blocking for good
 
 
@@ -208,22 +191,13 @@ def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _architecture(config: TrainConfig, info) -> dict[str, Any]:
-    return _as_json(
-        {
-            "model": config.model,
-            "op": config.op,
-            "num_classes": info.num_classes,
-            "in_chans": info.channels,
-            "cfg": dict(config.cfg),
-        }
-    )
-
-
-def _data_record(info) -> dict[str, Any]:
-    record = dataclasses.asdict(info)
-    record.pop("split", None)
-    return record
+def _architecture(task: Task, config: TrainConfig, info: Any) -> dict[str, Any]:
+    """The task's description of the model; a task other than classify is named in it, so a checkpoint rebuilds
+    with the right task (classify checkpoints keep the form they always had)."""
+    architecture = task.architecture(config, info)
+    if task.name != "classify":
+        architecture = {"task": task.name, **architecture}
+    return _as_json(architecture)
 
 
 def train(
@@ -238,9 +212,14 @@ def train(
     the epoch already trained, and ``resume=True`` continues from the next one exactly as the uninterrupted run
     would (the epoch's data order is fixed by its seed). The result says ``interrupted=True``.
     """
-    from convzoo.models import create_model
-
+    task = get_task(config.task)
+    task.check_model(config.model)
     world, rank, local_rank = _distributed()
+    if world > 1 and not task.distributed:
+        raise ValueError(
+            f"train: task {task.name!r} trains on the whole data set at once and cannot be spread over "
+            f"{world} processes; run it in one process"
+        )
     if config.device is not None:
         device = torch.device(config.device)
     elif torch.cuda.is_available():
@@ -254,7 +233,9 @@ def train(
             raise ValueError("train: resume needs out=, the folder holding the checkpoint")
         checkpoint = read_checkpoint(out / "checkpoint")
         saved = checkpoint.meta.get("train_config", {})
-        for key in ("model", "op", "data", "cfg", "seed", "optimizer", "batch_size"):
+        saved.setdefault("task", "classify")  # checkpoints from before tasks were all classifiers
+        saved.setdefault("options", {})
+        for key in ("task", "model", "op", "data", "cfg", "options", "seed", "optimizer", "batch_size"):
             if saved.get(key) != _as_json(getattr(config, key)):
                 raise ValueError(
                     f"train: cannot resume {str(out)!r}: it was trained with {key}={saved.get(key)!r}, "
@@ -262,11 +243,11 @@ def train(
                 )
 
     torch.manual_seed(config.seed)
-    train_set = load_dataset(config.data, "train", config.data_root)
-    test_set = load_dataset(config.data, "test", config.data_root)
+    train_set = task.load(config.data, "train", config.data_root, config.options)
+    test_set = task.load(config.data, "test", config.data_root, config.options)
     info = train_set.info
-    architecture = _architecture(config, info)
-    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels, op=config.op, **config.cfg)
+    architecture = _architecture(task, config, info)
+    model = task.create(architecture)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -279,7 +260,14 @@ def train(
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     else:
         sampler = None
-    steps_per_epoch = math.ceil(len(train_set) / world / config.batch_size)
+
+    def epoch_order(epoch: int):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            return sampler
+        return RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 10_007 + epoch))
+
+    steps_per_epoch = len(task.batches(train_set, config.batch_size, epoch_order(0)))
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
@@ -305,15 +293,17 @@ def train(
     interrupt = _Interrupt(enabled=world == 1)
     partial = (checkpoint.meta.get("metrics", {}).get("partial_epoch") if checkpoint is not None else None) or {}
 
-    def save(epoch_done: int, test_acc: float | None, partial_epoch: dict[str, Any] | None = None) -> None:
-        metrics = {"history": history, "test_acc": test_acc}
+    def save(epoch_done: int, partial_epoch: dict[str, Any] | None = None) -> None:
+        last = history[-1] if history else {}
+        metrics: dict[str, Any] = {"history": history}
+        metrics.update({k: v for k, v in last.items() if k.startswith("test_")})  # test_acc, test_psnr, ...
         if partial_epoch is not None:
             metrics["partial_epoch"] = partial_epoch
         save_checkpoint(
             out / "checkpoint",
             model,
             architecture,
-            data=_data_record(info),
+            data=task.data_record(info),
             epoch=epoch_done,
             step=step,
             optimizer=optimizer,
@@ -325,26 +315,22 @@ def train(
 
     with interrupt:
         for epoch in range(start_epoch, config.epochs):
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-                order = sampler
-            else:
-                order = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 10_007 + epoch))
-            loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order)
+            loader = task.batches(train_set, config.batch_size, epoch_order(epoch))
             net.train()
             started = time.perf_counter() - partial.get("time_s", 0.0)
             skip = partial.get("batches", 0)  # batches this epoch already trained before an interrupt
-            loss_sum, correct, seen = partial.get("loss_sum", 0.0), partial.get("correct", 0), partial.get("seen", 0)
+            sums: dict[str, float] = dict(partial.get("sums", {}))
+            if "seen" in partial:  # a classify checkpoint interrupted before tasks kept their sums by name
+                sums = {"seen": partial["seen"], "loss_sum": partial["loss_sum"], "acc": partial["correct"]}
             partial, stopped_mid_epoch = {}, False
             description = f"{config.model} epoch {epoch + 1}/{config.epochs}"
             bar = _progress(loader, config.progress and rank == 0, description)
-            for batch_index, (images, labels) in enumerate(bar):
+            for batch_index, batch in enumerate(bar):
                 if batch_index < skip:
                     continue  # the data order of an epoch is fixed by its seed: these were trained already
-                images, labels = images.to(device), labels.to(device)
+                batch = task.to_device(batch, device)
                 with autocast:
-                    logits = net(images)
-                    loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+                    loss, batch_sums = task.step(net, batch, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
@@ -354,16 +340,14 @@ def train(
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
-                loss_sum += loss.item() * labels.numel()
-                correct += (logits.argmax(1) == labels).sum().item()
-                seen += labels.numel()
+                for key, value in batch_sums.items():
+                    sums[key] = sums.get(key, 0.0) + value
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                    bar.set_postfix({k: f"{_mean(sums, k):.3f}" for k in sums if k != "seen"})
                 if interrupt.requested and batch_index + 1 < len(loader):
                     if out is not None:
-                        done = {"batches": batch_index + 1, "loss_sum": loss_sum, "correct": correct, "seen": seen}
-                        done["time_s"] = time.perf_counter() - started
-                        save(epoch, history[-1]["test_acc"] if history else None, done)
+                        done = {"batches": batch_index + 1, "sums": sums, "time_s": time.perf_counter() - started}
+                        save(epoch, done)
                     stopped_mid_epoch = True
                     break
             if stopped_mid_epoch:
@@ -372,23 +356,21 @@ def train(
                 # DDP keeps parameters identical; BN statistics are per rank, so every rank takes rank 0's
                 for buffer in model.buffers():
                     dist.broadcast(buffer, src=0)
-            record = {
-                "epoch": epoch + 1,
-                "step": step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
-                "time_s": time.perf_counter() - started,
-            }
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"]}
+            record["train_loss"] = _mean(sums, "loss_sum")
+            record.update({f"train_{k}": _mean(sums, k) for k in sums if k not in ("seen", "loss_sum")})
+            record["time_s"] = time.perf_counter() - started
             if rank == 0:
-                record["test_loss"], record["test_acc"] = evaluate(model, test_set, device=str(device))
+                model.eval()
+                record.update({f"test_{k}": v for k, v in task.evaluate(model, test_set, device).items()})
                 if ema is not None:
-                    record["ema_test_loss"], record["ema_test_acc"] = evaluate(ema.module, test_set, device=str(device))
+                    ema.module.eval()
+                    record.update({f"ema_test_{k}": v for k, v in task.evaluate(ema.module, test_set, device).items()})
                 history.append(record)
                 if out is not None:
                     with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
-                    save(epoch + 1, record["test_acc"])
+                    save(epoch + 1)
             stop = interrupt.requested or (rank == 0 and on_epoch_end is not None and on_epoch_end(record) is False)
             if world > 1:
                 flag = torch.tensor([int(stop)])
@@ -397,15 +379,30 @@ def train(
                 dist.barrier()
             if stop:
                 break
-    test_loss, test_acc = (history[-1]["test_loss"], history[-1]["test_acc"]) if history else (math.nan, math.nan)
+    last = {k.removeprefix("test_"): v for k, v in history[-1].items() if k.startswith("test_")} if history else {}
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     checkpoint_path = (out / "checkpoint") if out is not None else None
-    return TrainResult(model, test_acc, test_loss, history, checkpoint_path, test_set.info, interrupt.requested)
+    return TrainResult(
+        model,
+        last.get("acc", math.nan),
+        last.get("loss", math.nan),
+        history,
+        checkpoint_path,
+        test_set.info,
+        interrupt.requested,
+        task.name,
+        last,
+    )
 
 
-def _progress(loader: DataLoader, enabled: bool, description: str):
+def _mean(sums: dict[str, float], key: str) -> float:
+    """An epoch's running ``sums[key]`` per example seen."""
+    return sums.get(key, 0.0) / max(sums.get("seen", 0.0), 1.0)
+
+
+def _progress(loader, enabled: bool, description: str):
     if not enabled:
         return loader
     from tqdm.auto import tqdm

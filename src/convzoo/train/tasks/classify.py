@@ -1,0 +1,72 @@
+"""Image classification: cross-entropy with label smoothing (S3), accuracy on the test split."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from convzoo.models import create_model
+from convzoo.registry import TASKS
+from convzoo.train.evaluate import evaluate
+from convzoo.train.task import Batch, Task
+
+if TYPE_CHECKING:
+    from convzoo.train.trainer import TrainConfig
+
+__all__ = ["Classify"]
+
+
+@TASKS.register("classify", kind="task")
+class Classify(Task):
+    """Image classification: any registered classifier, any op; cross-entropy, test accuracy."""
+
+    name = "classify"
+    primary = "acc"
+    model_kinds = ("classify",)
+
+    def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
+        return {
+            "model": config.model,
+            "op": config.op,
+            "num_classes": info.num_classes,
+            "in_chans": info.channels,
+            "cfg": dict(config.cfg),
+        }
+
+    def create(self, architecture: dict[str, Any]) -> nn.Module:
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}  # JSON
+        return create_model(
+            architecture["model"],
+            num_classes=architecture["num_classes"],
+            in_chans=architecture["in_chans"],
+            op=architecture.get("op"),
+            **cfg,
+        )
+
+    def check_data(self, architecture: dict[str, Any], info: Any) -> None:
+        classes = architecture["num_classes"]
+        if info.num_classes != classes:
+            raise ValueError(f"{info.name} has {info.num_classes} classes but the checkpoint's model has {classes}")
+
+    def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
+        images, labels = batch  # (B, C, H, W), (B,)
+        logits = net(images)  # (B, classes)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+        count = labels.numel()
+        correct = (logits.argmax(1) == labels).sum().item()
+        return loss, {"seen": count, "loss_sum": loss.item() * count, "acc": correct}
+
+    def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
+        loss, accuracy = evaluate(model, dataset, device=str(device))
+        return {"loss": loss, "acc": accuracy}
+
+    def describe(self, architecture: dict[str, Any]) -> str:
+        op = f", op={architecture['op']}" if architecture.get("op") else ""
+        return (
+            f"{architecture['model']}{op}, {architecture['num_classes']} classes, "
+            f"{architecture['in_chans']} input channels"
+        )
