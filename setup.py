@@ -1,4 +1,5 @@
-"""Build of convzoo's one native extension, ``convzoo._binary_native`` (the packed XNOR convolution).
+"""Build of convzoo's native extensions, ``convzoo._binary_native`` (the packed XNOR convolution) and
+``convzoo._sparse_native`` (the sparse 1×1 convolution).
 
 Metadata lives in pyproject.toml; this file only adds the extension. It is optional: the build is skipped
 when torch cannot be imported at build time (an isolated build without torch: install with
@@ -15,6 +16,7 @@ import sys
 from setuptools import setup
 
 SOURCE = "src/convzoo/csrc/binary_conv.cpp"
+SPARSE_SOURCE = "src/convzoo/csrc/sparse_pointwise.cpp"
 
 
 def _native_build():
@@ -68,7 +70,14 @@ def _native_build():
         extra_compile_args=compile_args,
         extra_link_args=["-fopenmp"] if unix else [],
     )
-    return [extension], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
+    # the sparse 1x1 kernel (S107) may contract multiply-adds into FMAs: it matches the dense conv to float tolerance
+    sparse = CppExtension(
+        "convzoo._sparse_native",
+        [SPARSE_SOURCE],
+        extra_compile_args=["-O3", "-fopenmp"] if unix else ["/O2", "/openmp"],
+        extra_link_args=["-fopenmp"] if unix else [],
+    )
+    return [extension, sparse], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
 
 
 ext_modules, cmdclass = _native_build()
