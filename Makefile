@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml $(NATIVE_SRC)
 	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,deploy]"
 	# the optional extras whose tests are marked peer (they skip, saying why, where an install fails);
 	# torch-harmonics asks for a newer torch than this CPU build, so it comes without its dependencies
-	$(BIN)/python -m pip install --quiet "captum>=0.7" "e3nn>=0.5" "torch-geometric>=2.4" "networkx>=3.0" "scipy>=1.10" \
-		|| echo "optional extras (interpret, graph) not installed: their peer tests will skip"
+	$(BIN)/python -m pip install --quiet "captum>=0.7" "e3nn>=0.5" "torch-geometric>=2.4" "networkx>=3.0" "scipy>=1.10" "librosa>=0.10" "soundfile>=0.12" \
+		|| echo "optional extras (interpret, graph, audio) not installed: their peer tests will skip"
 	$(BIN)/python -m pip install --quiet --no-deps "torch-harmonics>=0.7" || echo "torch-harmonics not installed"
 	$(BIN)/python -m pip install --quiet "spconv>=2.3" || echo "spconv not installed: the sparse conv3d peer tests will skip"
 	# headless Chromium checks the HTML reports as a browser renders them (tests skip without it)
