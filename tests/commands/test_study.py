@@ -75,7 +75,8 @@ def test_an_interrupted_study_says_where_things_are_and_exits_130(tmp_path, monk
     assert err.startswith(
         f"interrupted while training shift (seed 0): its checkpoint is in {tmp_path / 'runs' / 'shift'}"
     )
-    assert f"the 1 finished ops are in {tmp_path / 'report.html'}" in err and "--ops shift,cp" in err
+    assert f"the 1 finished ops are in {tmp_path / 'report.html'}" in err
+    assert "remaining ops (shift,cp) with the same command and --resume" in err
 
 
 def test_every_study_flag_has_help_text():
