@@ -9,6 +9,7 @@ from convzoo.deploy.pipeline import DeployForm, DeployReport, deploy_checkpoint
 from convzoo.deploy.quantize import QuantizeReport, model_size_bytes, quantize, quantize_with_report
 from convzoo.deploy.quantize_pt2e import PT2EInt8
 from convzoo.deploy.reparam import ReparamReport, reparameterize, reparameterize_with_report
+from convzoo.deploy.sparsify import SparsePointwiseConv2d, sparsify
 from convzoo.deploy.tune import TuneConvBN, saved_tensor_bytes, tune_mode
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "reparameterize",
     "reparameterize_with_report",
     "saved_tensor_bytes",
+    "SparsePointwiseConv2d",
+    "sparsify",
     "save_torchscript",
     "tune_mode",
 ]
