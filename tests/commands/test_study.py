@@ -6,15 +6,19 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 
 import pytest
 
 from convzoo.cli import main
 
+TINY = ["--cfg", "blocks=(1,1,1)", "--cfg", "widths=(8,8,8)"]  # one block per stage, 8 channels: a run is a second
+
 
 def test_study_two_ops_one_epoch_writes_every_output(tmp_path, capsys):
     out = tmp_path / "study"
-    code = main(["study", "--ops", "conv,shift", "--epochs", "1", "--out", str(out), "--repeats", "3", "--no-progress"])
+    args = ["study", "--ops", "conv,shift", "--epochs", "1", "--out", str(out), "--repeats", "3", *TINY]
+    code = main([*args, "--no-progress"])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["op"] for r in results["rows"]] == ["conv", "shift"]
@@ -38,7 +42,7 @@ def test_seeds_two_trains_twice_and_prints_mean_and_spread(tmp_path, capsys):
     import statistics
 
     out = tmp_path / "study"
-    args = ["study", "--ops", "conv", "--epochs", "1", "--seeds", "2", "--out", str(out), "--repeats", "3"]
+    args = ["study", "--ops", "conv", "--epochs", "1", "--seeds", "2", "--out", str(out), "--repeats", "3", *TINY]
     assert main([*args, "--no-progress"]) == 0
     (row,) = json.loads((out / "results.json").read_text())["rows"]
     assert row["seeds"] == [0, 1] and len(row["test_accs"]) == 2
@@ -86,3 +90,61 @@ def test_every_study_flag_has_help_text():
     study = parser._subparsers._group_actions[0].choices["study"]
     missing = [a.dest for a in study._actions if a.dest != "help" and not a.help]
     assert missing == [], missing
+
+
+def test_a_task_without_a_study_exits_2_naming_it_and_the_tasks_that_have_one(capsys):
+    from convzoo.commands.study import study_tasks
+
+    assert main(["study", "--task", "nope", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'nope'" in err and err.endswith(", ".join(study_tasks()))
+    assert study_tasks()[0] == "classify"
+
+
+def test_a_task_study_gets_the_parsed_flags(tmp_path, monkeypatch, capsys):
+    import convzoo.study
+    from convzoo.commands.study import study_tasks
+
+    (tmp_path / "task_demo.py").write_text(
+        "def main(args):\n"
+        "    print(args.task, args.models, args.option, args.data, args.epochs, args.recipe, args.out)\n"
+        "    return 7\n"
+    )
+    monkeypatch.setattr(convzoo.study, "__path__", [*convzoo.study.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "convzoo.study.task_demo", raising=False)
+    assert "demo" in study_tasks()
+    argv = ["study", "--task", "demo", "--models", "a,b", "--option", "scale=2", "--option", "x=y", "--epochs", "3"]
+    assert main(argv) == 7
+    assert capsys.readouterr().out.split() == ["demo", "a,b", "['scale=2',", "'x=y']", "None", "3", "None", "None"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--models", "resnet20,vgg11"], "--models is for task studies"),
+        (["--option", "scale=2"], "--option is for task studies"),
+        (["--recipe", "imagenet"], "recipe must be one of 'digits-quick', 'cifar-standard', got 'imagenet'"),
+        (["--data", "cora"], "dataset 'cora' is a graph dataset"),
+        (["--model", "resnet50_sr"], "unknown model"),
+    ],
+)
+def test_classify_study_refuses_flags_it_does_not_take(flags, message, capsys, tmp_path):
+    assert main(["study", "--ops", "conv", "--out", str(tmp_path), "--no-progress", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_recipe_and_overrides_reach_every_run(tmp_path, monkeypatch):
+    import convzoo.train
+
+    seen = []
+
+    def fake(config, **_):
+        seen.append(config)
+        raise ValueError("stop here")  # recorded as a skipped op; the config is what this test reads
+
+    monkeypatch.setattr(convzoo.train, "train", fake)
+    args = ["study", "--ops", "conv", "--recipe", "cifar-standard", "--lr", "0.2", "--seeds", "1", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path)]) == 2  # no op finished
+    (config,) = seen
+    assert (config.epochs, config.batch_size, config.lr, config.weight_decay) == (164, 128, 0.2, 1e-4)
+    assert (config.momentum, config.warmup_epochs, config.label_smoothing, config.optimizer) == (0.9, 0.0, 0.0, "sgd")

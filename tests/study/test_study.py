@@ -66,7 +66,8 @@ def test_the_study_measures_on_the_data_train_loaded_without_loading_it_again(tm
             continue
         if hasattr(module, "load_dataset"):  # every module that looks it up by name
             monkeypatch.setattr(module, "load_dataset", counting)
-    config = StudyConfig(ops=("conv",), epochs=1, seeds=1, out=str(tmp_path), repeats=3, progress=False)
+    tiny = {"blocks": (1, 1, 1), "widths": (8, 8, 8)}
+    config = StudyConfig(ops=("conv",), epochs=1, seeds=1, cfg=tiny, out=str(tmp_path), repeats=3, progress=False)
     (row,), _ = run_study(config)
     assert row.status == "ok" and row.params > 0
     assert loads == [("digits", "train"), ("digits", "test")]

@@ -155,7 +155,7 @@ def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
     return _png(figure)
 
 
-def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tuple[str, str]) -> str:
+def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tuple[str, str] | None) -> str:
     def cell(value: Any, fmt: str = "{}") -> str:
         return "" if value is None else html.escape(fmt.format(value))
 
@@ -183,6 +183,24 @@ def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tup
     warning = settings.get("load_warning")
     warning_html = f'<p class="warning">{html.escape(warning)}</p>' if warning else ""
     seeds = settings.get("seeds", 1)
+    timed_on = sorted({r.timed_on for r in rows if getattr(r, "timed_on", None)})
+    timed_html = (
+        f'<p class="timed">Latencies timed by {html.escape(settings.get("latency_timed_by") or "one process")}: '
+        f"{html.escape('; '.join(timed_on))}. Trained on {settings.get('ranks', 1)} process(es).</p>"
+        if timed_on
+        else ""
+    )
+    if pngs is None:
+        finished = sum(r.status == "ok" for r in rows)
+        plots = (
+            f'<p class="partial">Partial report, rewritten after every run: {finished} of {len(rows)} ops finished '
+            "and timed so far; the plots are drawn when the study ends.</p>"
+        )
+    else:
+        plots = (
+            f'<img alt="accuracy against latency" src="data:image/png;base64,{pngs[0]}">\n'
+            f'<img alt="accuracy against parameters and MACs" src="data:image/png;base64,{pngs[1]}">'
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>convzoo study: {html.escape(settings["model"])}</title>
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto}}table{{border-collapse:collapse}}
@@ -191,6 +209,7 @@ td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}td:first-child
 </head><body>
 <h1>Which convolution? {html.escape(settings["model"])} on {html.escape(settings["data"])}</h1>
 <p class="machine">Measured on {html.escape(machine_line(settings))}.</p>
+{timed_html}
 {warning_html}
 <p>Each operator replaced every spatial mixer of the backbone and was trained with the same recipe, once per seed
 ({seeds} seed{"s" if seeds != 1 else ""}); accuracy is the mean ± sample standard deviation (n − 1) over the
@@ -199,8 +218,7 @@ seeds, with the min–max beside it. Latency is one forward pass at batch 1 on t
 interleaved with the model as trained (eager, NCHW; the training-form column). Params and MACs are the trained
 model's; deploy MMACs are what its deploy form computes. ★ marks the Pareto front on mean accuracy and deploy
 latency (no other op is both more accurate and faster).</p>
-<img alt="accuracy against latency" src="data:image/png;base64,{pngs[0]}">
-<img alt="accuracy against parameters and MACs" src="data:image/png;base64,{pngs[1]}">
+{plots}
 <table><tr><th>op</th><th>kernel</th><th>test acc % (mean ± std)</th><th>min–max %</th><th>params</th>
 <th>MMACs</th><th>deploy MMACs</th><th>deploy latency ms</th><th>layout</th><th>IQR ms</th>
 <th>training-form latency ms</th><th>speed-up</th><th>roofline efficiency</th><th>status</th></tr>
@@ -211,7 +229,8 @@ latency (no other op is both more accurate and faster).</p>
 
 
 def write_study(rows: list[Any], settings: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Write the three outputs atomically into ``out``; returns their paths."""
+    """Write the three outputs atomically into ``out``; returns their paths. A partial report (``settings["partial"]``,
+    rewritten after every run of a study) has the table but not the plots, which take seconds to draw."""
     front = pareto_front(rows)
     results = {
         "settings": settings,
@@ -223,6 +242,6 @@ def write_study(rows: list[Any], settings: dict[str, Any], out: Path) -> dict[st
         "json": atomic_write_json(out / "results.json", results),
         "csv": atomic_write_text(out / "results.csv", _csv(rows)),
     }
-    pngs = (_pareto_png(rows, front, settings), _counts_png(rows, front, settings))
+    pngs = None if settings.get("partial") else (_pareto_png(rows, front, settings), _counts_png(rows, front, settings))
     paths["html"] = atomic_write_text(out / "report.html", _html(rows, front, settings, pngs))
     return paths

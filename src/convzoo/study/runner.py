@@ -237,7 +237,9 @@ def _finished_checkpoint(checkpoint: Path) -> dict[str, Any] | None:
     return read_checkpoint(checkpoint).meta
 
 
-def _record(op: str, seed: int, history: list[dict[str, Any]], ranks: Ranks, device: str) -> dict[str, Any]:
+def _record(
+    op: str, seed: int, history: list[dict[str, Any]], ranks: Ranks, device: str, data_parallel: bool
+) -> dict[str, Any]:
     last = history[-1]
     return {
         "op": op,
@@ -247,7 +249,9 @@ def _record(op: str, seed: int, history: list[dict[str, Any]], ranks: Ranks, dev
         "test_loss": last.get("test_loss"),
         "history": history,
         "train_s": sum(record.get("time_s", 0.0) for record in history),
-        "trained_on": f"{device}, rank {ranks.rank} of {ranks.world}",
+        "trained_on": f"{device}, {ranks.world} ranks (DDP)"
+        if data_parallel
+        else f"{device}, rank {ranks.rank} of {ranks.world}",
     }
 
 
@@ -268,7 +272,7 @@ def _train_run(
     progress.start_run(op, seed, done_epochs)
     if meta is not None and done_epochs >= settings["epochs"]:  # killed after its last checkpoint, before its row
         history = meta.get("metrics", {}).get("history", [])
-        return _record(op, seed, history, ranks, "checkpoint"), None
+        return _record(op, seed, history, ranks, ranks.device, config.parallel == "data"), None
     train_config = TrainConfig(
         model=config.model,
         op=op,
@@ -290,7 +294,8 @@ def _train_run(
         raise StudyInterrupted(op, seed, run_dir)
     if not writer:  # the other ranks of a data-parallel run: rank 0 holds the metrics
         return {"op": op, "seed": seed, "status": "ok"}, None
-    return _record(op, seed, result.history, ranks, ranks.device), (result.model, result.input_shape)
+    data_parallel = config.parallel == "data" and ranks.world > 1
+    return _record(op, seed, result.history, ranks, ranks.device, data_parallel), (result.model, result.input_shape)
 
 
 class _nothing:
