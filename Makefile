@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # setup.py builds the native extension from this source
 NATIVE_SRC := setup.py src/convzoo/csrc/binary_conv.cpp src/convzoo/csrc/sparse_pointwise.cpp
 
-.PHONY: setup study run test test-slow lint clean
+.PHONY: setup study run test test-slow test-peer lint clean
 
 $(STAMP): pyproject.toml $(NATIVE_SRC)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,23 @@ ISA_TESTS := tests/test_contracts.py tests/core tests/ops tests/kernels
 test: lint
 	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q
 	$(ISA_RESTRICTED) CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q $(ISA_TESTS)
+
+# The ecosystem peers (tests/interop: timm and torchvision against convzoo.interop) need torchvision, which only
+# imports beside the torch it was built for: PyPI's does not import beside .venv's CPU torch 2.13, so they get a venv
+# of their own with torch 2.14.1 + torchvision 0.29.1. convzoo is installed from this tree without compiling
+# (CONVZOO_NO_NATIVE=1): the native extension in src/ is .venv's, and convzoo falls back when it cannot load it.
+PEER_VENV := .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
+PEER_TORCH := torch==2.14.1 torchvision==0.29.1
+
+$(PEER_STAMP): pyproject.toml
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet $(PEER_TORCH) "setuptools>=64" wheel
+	CONVZOO_NO_NATIVE=1 $(PEER_VENV)/bin/python -m pip install --quiet --no-build-isolation -e ".[test,ecosystem]"
+	touch $(PEER_STAMP)
+
+test-peer: $(PEER_STAMP)
+	$(PEER_VENV)/bin/python -m pytest -q -m peer tests/interop
 
 test-slow: $(STAMP)
 	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q -m slow

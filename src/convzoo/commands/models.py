@@ -1,5 +1,5 @@
 """``convzoo models``: registered architectures with counted and published parameters and MACs
-(:func:`convzoo.profile.model_costs.model_costs`)."""
+(:func:`convzoo.profile.model_costs.model_costs`), and which load ecosystem weights (``convzoo.interop``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from convzoo.commands._util import table
 
 def _millions(count: int | None) -> str:
     return "-" if count is None else f"{count / 1e6:.2f}M"
+
+
+def _weights(name: str) -> str:
+    """The packages whose weights map onto ``name`` ("timm+torchvision"), "-" for none."""
+    from convzoo.registry import WEIGHTS
+
+    if name not in WEIGHTS:
+        return "-"
+    sources = dict.fromkeys(spec.split(":")[0] for spec in WEIGHTS.get(name).summary.split(", "))
+    return "+".join(sources)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -28,10 +38,11 @@ def run_models(args: argparse.Namespace) -> int:
             "-" if c.macs is None else f"{c.macs / 1e9:.2f}",
             "-" if c.input_size is None else "x".join(str(s) for s in c.input_size),
             ",".join(c.papers),
+            _weights(c.name),
         )
         for c in costs
     ]
-    print(table(("model", "task", "params", "published", "GMACs", "input", "papers"), rows))
+    print(table(("model", "task", "params", "published", "GMACs", "input", "papers", "weights"), rows))
     return 0
 
 
