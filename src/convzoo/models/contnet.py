@@ -182,5 +182,5 @@ for _size, (_depths, _stem, _mlp, _readme, _code) in _SIZES.items():
         params=10_100_000 if _size == "s" else _code,
         params_source=f"{_CODE}: {_code:,}; {_README}: ConT-{_size.capitalize()} {_readme}, which {_agree}",
         summary=f"ConTNet-{_size.capitalize()} (S4): depths {_depths}, stem width {_stem}, STE MLP widths {_mlp}",
-        test_cfg={"depths": (1, 1, 1, 1), "patch_sizes": ((2, 2), (2, 2), (1, 1), (1, 1))},
+        test_cfg={"depths": (1, 1, 1, 1), "stem_dim": 16, "patch_sizes": ((2, 2), (2, 2), (1, 1), (1, 1))},
     )

@@ -154,5 +154,5 @@ register_variant(
         f"counts the backbone without its head at {_BACKBONE:,}) + the 512 → 1000 ImageNet classifier (513,000)"
     ),
     summary="CST-15 (S70): VGG-style convs, SetConv2D blocks (conv + set self-attention bias) from block 3 on",
-    test_cfg={"depths": (1, 1, 1, 1, 1)},
+    test_cfg={"depths": (1, 1, 1, 1, 1), "widths": (16, 16, 32, 32, 64)},
 )

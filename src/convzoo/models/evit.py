@@ -217,5 +217,5 @@ register_variant(
     ),
     summary="EViT-DeiT-S (S71): DeiT-S keeping 70% of the attentive tokens at blocks 4, 7, 10, the rest fused",
     takes_op=False,
-    test_cfg={"img_size": 32, "patch_size": 8, "depth": 4, "drop_loc": (1, 2)},
+    test_cfg={"img_size": 32, "patch_size": 8, "dim": 96, "depth": 4, "drop_loc": (1, 2)},
 )

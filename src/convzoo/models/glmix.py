@@ -273,7 +273,7 @@ for _size, (_dims, _ls, _readme, _code) in _SIZES.items():
         params=int(float(_readme[:-1]) * 1e6),
         params_source=f"{_OFFICIAL}: glnet_{_size} {_readme}; {_CODE} glnet_{_size}: {_code:,}",
         summary=f"GLNet-{_size.upper()} (S88): GLMix blocks (grid dw conv + 64-slot attention), widths {_dims}",
-        test_cfg={"depths": (1, 1, 2, 1), "num_slots": 4},
+        test_cfg={"depths": (1, 1, 2, 1), "num_slots": 4, "dims": (32, 64, 128, 256)},
     )
 register_variant(
     "glnet_stl",
@@ -292,5 +292,5 @@ register_variant(
     params=30_296_786,
     params_source=f"{_CODE} glnet_stl: 30,296,786; {_OFFICIAL}: 30M (rounded)",
     summary="GLNet-STL (S88): GLMix blocks in the Swin-T layout (depths 2-2-6-2, widths 96-768, patchify stem)",
-    test_cfg={"depths": (1, 1, 1, 1), "num_slots": 4},
+    test_cfg={"depths": (1, 1, 1, 1), "num_slots": 4, "dims": (32, 64, 128, 256)},
 )
