@@ -34,6 +34,7 @@ def run_train(args: argparse.Namespace) -> int:
         ema_decay=args.ema,
         seed=args.seed,
         out=args.out,
+        save_every=args.save_every,
         cfg=assignments("--cfg", args.cfg),
         progress=not args.no_progress,
         device=args.device,
@@ -65,8 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from convzoo.train import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.data_root)
-    unit = "images" if result.task in ("classify", "sr") else "examples"
-    print(f"{result.model} on {result.data} test: {_metrics_text(result.metrics)} ({result.images} {unit})")
+    print(f"{result.model} on {result.data} test: {_metrics_text(result.metrics)} ({result.images} {result.unit})")
     return 0
 
 
@@ -90,7 +90,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default="resnet20", help="a registered model of the task (default: %(default)s)")
     p.add_argument("--op", default=None, help="a registered operator in place of the model's spatial convs")
-    p.add_argument("--data", default="digits", help="a registered dataset (default: %(default)s)")
+    p.add_argument(
+        "--data", default=None, help="a registered dataset (default: the task's embedded data: digits for classify)"
+    )
     p.add_argument("--data-root", default=None, help="folder of an on-disk dataset (cifar10, imagefolder, ...)")
     p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data (default: 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="examples per step (default: 32)")
@@ -113,6 +115,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True, help="folder for metrics.jsonl and the checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--save-every", type=positive_int, default=1, metavar="EPOCHS", help="epochs between checkpoints (default: 1)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_train)
 

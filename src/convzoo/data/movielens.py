@@ -89,3 +89,11 @@ def synthetic_interactions(
     liked = torch.rand(num_users, num_items, generator=generator) < probability
     users, items = torch.nonzero(liked, as_tuple=True)
     return split_interactions("synthetic", users, items, num_users, num_items, seed)
+
+
+@DATASETS.register("synthetic-ratings", kind="recommend", dims=(1,))
+def load_synthetic_ratings(split: str = "train", root: str | Path | None = None) -> Interactions:
+    """200 users × 300 items in 5 taste groups (seeded, no download): the embedded recommendation data."""
+    if root is not None:
+        raise ValueError(f"synthetic-ratings: is generated and takes no data folder, got {str(root)!r}")
+    return synthetic_interactions()

@@ -30,6 +30,7 @@ class CheckpointEval:
     images: int
     task: str = "classify"
     metrics: dict[str, float] = field(default_factory=dict)
+    unit: str = "images"  # what ``images`` counts for the task (test nodes, test users, ...)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ def evaluate_checkpoint(
         data,
         metrics.get("acc", math.nan),
         metrics.get("loss", math.nan),
-        len(test),
+        task.examples(test),
         task.name,
         metrics,
+        task.unit,
     )
 
 

@@ -53,6 +53,8 @@ class Task:
     options: ClassVar[dict[str, Any]] = {}
     recipe: ClassVar[dict[str, Any]] = {}
     distributed: ClassVar[bool] = True
+    default_data: ClassVar[str] = "digits"  # the embedded data set the task trains on when none is named
+    unit: ClassVar[str] = "images"  # what :meth:`examples` counts, in messages ("test nodes", "clips", ...)
 
     # --- settings -------------------------------------------------------------------------------------------
 
@@ -88,6 +90,10 @@ class Task:
     def batches(self, dataset: Dataset, batch_size: int, sampler: Sampler | Iterable[int]) -> Iterable[Batch]:
         """One epoch of training batches in the order ``sampler`` gives (a seeded or distributed sampler)."""
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+
+    def examples(self, dataset: Dataset) -> int:
+        """How many test examples ``dataset`` scores (images, nodes, users), for messages."""
+        return len(dataset)
 
     def to_device(self, batch: Batch, device: torch.device) -> Batch:
         """``batch`` on ``device`` (every tensor in it)."""

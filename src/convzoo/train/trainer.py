@@ -35,6 +35,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from convzoo.core.files import atomic_write_text
 from convzoo.data.base import DatasetInfo
 from convzoo.train.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
 from convzoo.train.evaluate import evaluate
@@ -53,7 +54,7 @@ class TrainConfig:
     op: str | None = None
     task: str = "classify"
     options: dict[str, Any] = field(default_factory=dict)  # the task's own settings (``scale`` for sr, ...)
-    data: str = "digits"
+    data: str | None = None  # default: the task's embedded data (digits for classify, sr-photos for sr, ...)
     data_root: str | None = None
     epochs: int = 10
     batch_size: int = 32
@@ -68,6 +69,7 @@ class TrainConfig:
     ema_decay: float | None = None
     seed: int = 0
     out: str | None = None
+    save_every: int = 1  # epochs between checkpoints (the last epoch and a Ctrl-C always save)
     cfg: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     device: str | None = None
@@ -80,9 +82,12 @@ class TrainConfig:
                 setattr(self, key, value)
         if self.optimizer is None:
             self.optimizer = "sgd"
+        if self.data is None:
+            self.data = task.default_data
         checks = [
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
+            (self.save_every >= 1, f"save_every must be ≥ 1, got {self.save_every}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
@@ -205,8 +210,10 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on ``config.data``; see the module docstring.
 
-    ``on_epoch_end(record)`` is called on rank 0 after each epoch's checkpoint with that epoch's
-    metrics; returning ``False`` stops the run there (it can be resumed later with ``resume=True``).
+    ``on_epoch_end(record)`` is called on rank 0 after each epoch (and its checkpoint, every ``save_every`` epochs)
+    with that epoch's metrics; returning ``False`` stops the run there, saving a checkpoint if the epoch had none (it
+    can be resumed later with ``resume=True``). A run killed between checkpoints resumes from the last one and trains
+    the epochs after it again; ``metrics.jsonl`` is rewritten from the checkpoint's history when it resumes.
 
     Ctrl-C (SIGINT, single process) stops after the current batch: the checkpoint then records the batches of
     the epoch already trained, and ``resume=True`` continues from the next one exactly as the uninterrupted run
@@ -281,6 +288,8 @@ def train(
         load_training_state(checkpoint, optimizer, scheduler, ema)
         start_epoch, step = checkpoint.meta["epoch"], checkpoint.meta["step"]
         history = list(checkpoint.meta.get("metrics", {}).get("history", []))
+        if rank == 0:  # epochs trained after the last checkpoint (killed between saves) are trained again
+            atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if start_epoch >= config.epochs:
             raise ValueError(
                 f"train: {str(out)!r} already finished {start_epoch} epochs; pass more than {start_epoch} to continue"
@@ -370,8 +379,12 @@ def train(
                 if out is not None:
                     with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
-                    save(epoch + 1)
+            due = (epoch + 1) % config.save_every == 0 or epoch + 1 == config.epochs
+            if rank == 0 and out is not None and (due or interrupt.requested):
+                save(epoch + 1)
             stop = interrupt.requested or (rank == 0 and on_epoch_end is not None and on_epoch_end(record) is False)
+            if stop and not due and not interrupt.requested and rank == 0 and out is not None:
+                save(epoch + 1)  # stopped by on_epoch_end between checkpoints: keep what was trained
             if world > 1:
                 flag = torch.tensor([int(stop)])
                 dist.broadcast(flag, src=0)

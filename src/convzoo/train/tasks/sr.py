@@ -59,6 +59,7 @@ class SuperResolution(Task):
 
     name = "sr"
     primary = "psnr"
+    default_data = "sr-photos"
     model_kinds = ("sr",)
     options = {"scale": 2, "patch": 96, "sampler": "patches", "samples": 2000}
     # Adam without decay, as every SR paper here trains (their 1e-4…5e-4; the short budgets here take the top)
