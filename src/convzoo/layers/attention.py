@@ -1,6 +1,6 @@
 """Multi-head self-attention (Vaswani et al., "Attention Is All You Need"; ViT) and the pre-norm Transformer block.
 
-The attention the hybrid models of catalog section B share (ConTNet S4, Visual Transformers S11, EViT S71, ...):
+The attention the hybrid models of catalog section B share (ConTNet S4, EViT S71, GLMix S88, CST S70, ...):
 
 - :class:`MultiHeadAttention` on tokens ``(N, L, C) → (N, L, C)``; ``context=`` attends ``x``'s queries to another
   token set (cross-attention), ``need_weights=True`` also returns the ``(N, heads, L, L')`` softmax weights;
@@ -34,7 +34,9 @@ def attention_weights(q: Tensor, k: Tensor, scale: float | None = None) -> Tenso
     return torch.softmax((q * scale) @ k.transpose(-2, -1), dim=-1)
 
 
-@LAYERS.register("multi_head_attention", kind="layer", dims=(1,), papers=("contnet", "visual-transformer", "evit"))
+@LAYERS.register(
+    "multi_head_attention", kind="layer", dims=(1,), papers=("contnet", "evit", "glmix", "conv-set-transformer")
+)
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product self-attention on tokens ``(N, L, C)`` → ``(N, L, C)`` (Vaswani et al.; ViT).
 
@@ -109,7 +111,7 @@ class MultiHeadAttention(nn.Module):
         return f"dim={self.dim}, num_heads={self.num_heads}, head_dim={self.head_dim}"
 
 
-@LAYERS.register("transformer_block", kind="layer", dims=(1,), papers=("contnet", "visual-transformer", "evit"))
+@LAYERS.register("transformer_block", kind="layer", dims=(1,), papers=("evit", "glmix"))
 class TransformerBlock(nn.Module):
     """Pre-norm Transformer encoder block on tokens ``(N, L, C)`` → ``(N, L, C)`` (ViT):
 
