@@ -212,7 +212,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         help=f"the study folder: report, rows and runs (classify default: {defaults.out}); without --resume an "
-        "earlier study's rows and runs of the same ops and seeds there are removed",
+        "earlier study's rows and runs there are removed",
     )
     p.add_argument(
         "--resume",

@@ -60,12 +60,12 @@ class StudyFolder:
             return None
         return json.loads(self.settings_path.read_text(encoding="utf-8"))
 
-    def start(self, settings: dict[str, Any], *, resume: bool, runs: list[tuple[str, int]], first_seed: int) -> None:
+    def start(self, settings: dict[str, Any], *, resume: bool) -> None:
         """Open the folder for a study with ``settings``.
 
         ``resume=True`` continues the folder's study and refuses settings that differ from the saved ones, naming
-        each difference; otherwise the rows and run folders of ``runs`` left by an earlier study are removed, so
-        the study starts afresh, and the settings are saved.
+        each difference; otherwise an earlier study's rows and runs there are removed (rows trained with other
+        settings must not be mistaken for this study's) and the settings are saved.
         """
         saved = self.saved_settings()
         if resume and saved is not None:
@@ -77,12 +77,9 @@ class StudyFolder:
                 )
             return
         if not resume:
-            for op, seed in runs:
-                self.row_path(op, seed).unlink(missing_ok=True)
-                self.timing_path(op).unlink(missing_ok=True)
-                run_dir = self.run_dir(op, seed, first_seed)
-                if run_dir.is_dir():
-                    shutil.rmtree(run_dir)
+            for folder in (self.rows, self.runs):
+                if folder.is_dir():
+                    shutil.rmtree(folder)
         atomic_write_json(self.settings_path, _jsonable(settings))
 
     # --- runs -----------------------------------------------------------------------------------------------

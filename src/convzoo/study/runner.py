@@ -471,6 +471,11 @@ def run_study(config: StudyConfig) -> tuple[list[StudyRow], dict[str, Path]]:
         ranks.close()
 
 
+def _finished(record: dict[str, Any] | None) -> bool:
+    """A run whose row says it trained; a run refused by the trainer is tried again by ``--resume``."""
+    return record is not None and record["status"] == "ok"
+
+
 def _run(config: StudyConfig, ranks: Ranks) -> tuple[list[StudyRow], dict[str, Path]]:
     from convzoo.profile.machine import fingerprint
     from convzoo.profile.timing import LoadWatch, choose_threads, use_threads
@@ -484,8 +489,8 @@ def _run(config: StudyConfig, ranks: Ranks) -> tuple[list[StudyRow], dict[str, P
     problem, pending = None, []
     if ranks.rank == 0:
         try:
-            folder.start(config.fixed_settings(data_ranks), resume=config.resume, runs=runs, first_seed=config.seed)
-            pending = [(op, seed) for op, seed in runs if folder.read_row(op, seed) is None]
+            folder.start(config.fixed_settings(data_ranks), resume=config.resume)
+            pending = [(op, seed) for op, seed in runs if not _finished(folder.read_row(op, seed))]
         except ValueError as error:
             problem = str(error)
     problem, pending = ranks.broadcast((problem, pending))
@@ -517,9 +522,8 @@ def _run(config: StudyConfig, ranks: Ranks) -> tuple[list[StudyRow], dict[str, P
 
         def time_finished_ops() -> None:
             for op in config.ops:
-                done = all(folder.read_row(op, seed) is not None for seed in config.seed_list)
-                untimed = op not in skipped and done and folder.read_timing(op) is None
-                if untimed and folder.read_row(op, config.seed)["status"] == "ok":
+                done = all(_finished(folder.read_row(op, seed)) for seed in config.seed_list)
+                if op not in skipped and done and folder.read_timing(op) is None:
                     _time_op(config, folder, op, trained.get(op), ranks)
 
         progress = _Progress(
@@ -541,7 +545,7 @@ def _run(config: StudyConfig, ranks: Ranks) -> tuple[list[StudyRow], dict[str, P
                     if ranks.world == 1:
                         time_finished_ops()  # one process: the CPU is idle between runs
                     report()
-                    progress.run_done(sum(folder.read_row(o, s) is not None for o, s in runs))
+                    progress.run_done(sum(_finished(folder.read_row(o, s)) for o, s in runs))
             else:
                 for op, seed in pending:
                     record, model = _train_run(config, folder, op, seed, kernels[op], ranks, progress)
