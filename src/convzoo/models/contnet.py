@@ -43,7 +43,9 @@ class PatchTransformerEncoder(nn.Module):
     The map is cut into non-overlapping p×p patches (H and W must be multiples of p); each patch's p² pixels are
     tokens of one sequence. The first C/2 channels get a learnt embedding along rows, the last C/2 along columns
     (2 · p · C/2 parameters); then the post-norm encoder of the official default (``pre_norm=False``):
-    ``x = LN(x + MHSA(x))``, ``x = LN(x + MLP(x))`` (LayerNorm eps 1e-5, qkv bias, GELU MLP).
+    ``x = LN(x + MHSA(x))``, ``x = LN(x + MLP(x))`` (LayerNorm eps 1e-5, qkv bias, GELU MLP). Departure: with
+    ``dropout`` > 0 (ConTNet-B stages 3–4) the MLP's dropout is applied once after it; the official code also drops
+    after its activation.
     """
 
     def __init__(self, dim: int, mlp_dim: int, heads: int, patch: int, dropout: float = 0.0) -> None:
