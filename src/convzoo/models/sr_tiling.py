@@ -9,17 +9,35 @@ branch weights) see a tile's statistics instead, so there the tiled output is cl
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int
 
-__all__ = ["tiled_upscale"]
+__all__ = ["tile_count", "tiled_upscale"]
+
+
+def tile_count(height: int, width: int, tile: int) -> int:
+    """How many tiles :func:`tiled_upscale` runs on an ``height`` × ``width`` input."""
+    return math.ceil(height / tile) * math.ceil(width / tile)
 
 
 @torch.no_grad()
-def tiled_upscale(model: nn.Module, x: Tensor, *, tile: int = 64, overlap: int = 16) -> Tensor:
-    """``model(x)`` for (N, C, H, W) ``x`` computed tile by tile: tiles ``tile``² LR pixels, ``overlap`` of context."""
+def tiled_upscale(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    tile: int = 64,
+    overlap: int = 16,
+    on_tile: Callable[[], None] | None = None,
+) -> Tensor:
+    """``model(x)`` for (N, C, H, W) ``x`` computed tile by tile: tiles ``tile``² LR pixels, ``overlap`` of context.
+
+    ``on_tile()`` is called after each tile (a progress bar's update).
+    """
     check_int(tile, "tile", "tiled_upscale")
     check_int(overlap, "overlap", "tiled_upscale", low=0)
     scale = model.scale
@@ -36,5 +54,7 @@ def tiled_upscale(model: nn.Module, x: Tensor, *, tile: int = 64, overlap: int =
             rows = slice((top - t0) * scale, (bottom - t0) * scale)
             cols = slice((left - l0) * scale, (right - l0) * scale)
             out[:, :, top * scale : bottom * scale, left * scale : right * scale] = piece[:, :, rows, cols]
+            if on_tile is not None:
+                on_tile()
     assert out is not None
     return out
