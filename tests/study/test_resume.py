@@ -176,3 +176,28 @@ def test_an_op_that_cannot_stand_in_the_backbone_is_listed_with_the_reason_and_n
     assert rows[1].op == "tcn" and rows[1].status.startswith("skipped: ")
     assert "tcn" in rows[1].status and "dim" in rows[1].status  # a 1-D op in a 2-D backbone
     assert "skipped: " in paths["html"].read_text()
+
+
+def test_progress_shows_runs_epochs_and_an_eta_from_the_epoch_times(tmp_path, monkeypatch, capsys):
+    import convzoo.train
+    from convzoo.study import run_study
+    from convzoo.study.runner import _Progress
+
+    progress = _Progress(False, total=4, done=0, pending_epochs=8, epochs=2, ranks=2)
+    assert progress.eta() is None  # no epoch timed yet
+    progress.epoch_done({"time_s": 3.0})
+    progress.epoch_done({"time_s": 5.0})
+    assert progress.eta() == "0:00:12"  # 6 epochs left × 4 s each, shared by 2 ranks
+    fake = _fake_train([])
+
+    def two_epochs(config, on_epoch_end=None, **kwargs):
+        for epoch in (1, 2):
+            on_epoch_end({"epoch": epoch, "test_acc": 0.5, "time_s": 0.5})
+        return fake(config, **kwargs)
+
+    monkeypatch.setattr(convzoo.train, "train", two_epochs)
+    run_study(_config(tmp_path, seeds=1, progress=True))
+    err = capsys.readouterr().err
+    assert "study: 100%" in err and "2/2 [" in err  # the bar over runs
+    assert "shift seed 0" in err and "epoch" in err  # the bar over the current run's epochs
+    assert "eta=0:00:0" in err
