@@ -1,13 +1,15 @@
 """Super-resolution: L1 on HR patches, PSNR/SSIM on the Y channel against bicubic (the field's protocol).
 
-Options: ``scale`` (2, 3 or 4), ``patch`` (the HR patch side), ``sampler`` — ``patches`` (the dataset's own
-pairs), ``samplingaug`` (S52: ``samples`` pairs drawn in proportion to the bicubic error, ``sr-photos`` only) or
-``uniform`` (the same number drawn uniformly, the paper's baseline). Every test records the bicubic baseline beside
-the model (``psnr_bicubic``, ``ssim_bicubic``) and the gain ``psnr_gain``, so no run is read without it.
+Options: ``scale`` (2, 3 or 4), ``patch`` (the HR patch side), ``samples`` (pairs drawn per epoch's data by the
+samplers below, or by a data set of random crops such as ``div2k``) and ``sampler``: ``patches`` (the data set's
+own pairs), ``samplingaug`` (S52: ``samples`` pairs drawn in proportion to the bicubic error, ``sr-photos`` only)
+or ``uniform`` (the same number drawn uniformly, the paper's baseline). Every test records the bicubic baseline
+beside the model (``psnr_bicubic``, ``ssim_bicubic``) and the gain ``psnr_gain``, so no run is read without it.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -20,7 +22,7 @@ from convzoo.data.base import load_dataset
 from convzoo.data.sampling_aug import sampling_aug_pairs
 from convzoo.data.sr_metrics import bicubic_upscale, psnr_y, ssim_y
 from convzoo.models import create_model
-from convzoo.registry import TASKS
+from convzoo.registry import DATASETS, TASKS
 from convzoo.train.task import Batch, Task
 
 if TYPE_CHECKING:
@@ -34,10 +36,10 @@ SAMPLERS = ("patches", "samplingaug", "uniform")
 @torch.no_grad()
 def score_sr(model: nn.Module, dataset: Dataset, scale: int, device: torch.device | str = "cpu") -> dict[str, float]:
     """L1 loss, PSNR and SSIM (Y channel, ``scale``-pixel border) of ``model`` and of bicubic on ``dataset``'s
-    ``(lr, hr)`` pairs, each the mean over images."""
+    ``(lr, hr)`` pairs, each the mean over images (scored one at a time: benchmark images differ in size)."""
     sums = {"loss": 0.0, "psnr": 0.0, "ssim": 0.0, "psnr_bicubic": 0.0, "ssim_bicubic": 0.0}
     seen = 0
-    for lr, hr in DataLoader(dataset, batch_size=16):
+    for lr, hr in DataLoader(dataset, batch_size=1):
         lr, hr = lr.to(device), hr.to(device)  # (b, 3, h, w), (b, 3, sh, sw)
         sr = model(lr).float().clamp(0, 1)  # (b, 3, sh, sw)
         bicubic = bicubic_upscale(lr, scale)
@@ -86,7 +88,10 @@ class SuperResolution(Task):
             )
             pairs.info = load_dataset(data, split, root, scale=scale, patch=patch).info
             return pairs
-        return load_dataset(data, split, root, scale=scale, patch=patch)
+        extra = {}
+        if split == "train" and "samples" in inspect.signature(DATASETS.get(data).obj).parameters:
+            extra["samples"] = options["samples"]  # a data set of random crops (div2k) draws this many
+        return load_dataset(data, split, root, scale=scale, patch=patch, **extra)
 
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
         return {"model": config.model, "scale": config.options["scale"], "cfg": dict(config.cfg)}
