@@ -40,6 +40,26 @@ def run_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tasks(args: argparse.Namespace) -> int:
+    from convzoo.registry import MODELS, TASKS
+
+    rows = []
+    for entry in TASKS.entries():
+        task = entry.obj
+        models = sum(1 for m in MODELS.entries() if m.kind in task.model_kinds)
+        options = ", ".join(f"{k}={v}" for k, v in task.options.items()) or "-"
+        rows.append((entry.name, task.primary, task.default_data, str(models), options, entry.summary))
+    print(table(("task", "metric", "default data", "models", "options (defaults)", "summary"), rows))
+    return 0
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from convzoo.registry import DATASETS
+
+    print(table(("name", "kind", "summary"), [(e.name, e.kind, e.summary) for e in DATASETS.entries()]))
+    return 0
+
+
 def run_catalog(args: argparse.Namespace) -> int:
     from convzoo.catalog import SECTIONS
     from convzoo.registry import coverage
@@ -68,6 +88,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     layers = sub.add_parser("layers", help="list the registered layers")
     layers.set_defaults(run=run_layers)
 
+    tasks = sub.add_parser("tasks", help="list the trainer's tasks (convzoo train --task NAME)")
+    tasks.set_defaults(run=run_tasks)
+    datasets = sub.add_parser("datasets", help="list the registered data sets (convzoo train --data NAME)")
+    datasets.set_defaults(run=run_datasets)
     catalog = sub.add_parser("catalog", help="every catalog system with what implements it")
     catalog.add_argument("--missing", action="store_true", help="list only what is not implemented yet")
     catalog.add_argument("--section", help="one catalog section, A to J")

@@ -86,7 +86,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--task",
         default="classify",
         help="what to train: classify (default), sr (super-resolution), node (node classification), recommend, ... "
-        "(convzoo registry tasks lists them)",
+        "(convzoo tasks lists them)",
     )
     p.add_argument("--model", default="resnet20", help="a registered model of the task (default: %(default)s)")
     p.add_argument("--op", default=None, help="a registered operator in place of the model's spatial convs")
