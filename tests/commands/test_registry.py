@@ -60,3 +60,16 @@ def test_catalog_missing_lists_only_unimplemented(capsys):
 
 def test_unknown_section_exits_2_with_one_line(exits_2_with_one_line):
     exits_2_with_one_line(["catalog", "--section", "Z"], "unknown section 'Z'")
+
+
+def test_tasks_and_datasets_are_listed_from_their_registries(capsys):
+    from convzoo.cli import main
+    from convzoo.registry import DATASETS, TASKS
+
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{name} " in out for name in TASKS.names())
+    assert "sr              psnr    sr-photos" in out
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{name} " in out for name in DATASETS.names())
