@@ -20,6 +20,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.fx._symbolic_trace import is_fx_tracing
 
 from convzoo.core.validate import check_choice, check_int, check_number
 
@@ -30,6 +31,8 @@ AMIN = 1e-10
 
 
 def _check_waveform(x: Tensor, owner: str) -> None:
+    if is_fx_tracing():  # a symbolic trace (int8, BN folding) has no concrete shape to check
+        return
     if x.dim() != 3 or x.shape[1] != 1:
         raise ValueError(f"{owner}: expected waveforms (N, 1, T), got shape {tuple(x.shape)}")
 
