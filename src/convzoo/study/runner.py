@@ -483,19 +483,22 @@ def _run(config: StudyConfig, ranks: Ranks) -> tuple[list[StudyRow], dict[str, P
 
     folder = StudyFolder(config.out)
     kernels = _kernels(config)
-    skipped = {op: reason for op in config.ops if (reason := stand_in_reason(config, op, kernels[op])) is not None}
-    runs = [(op, seed) for op in config.ops if op not in skipped for seed in config.seed_list]
     data_ranks = ranks.world if config.parallel == "data" else 1
-    problem, pending = None, []
+    problem, skipped, pending = None, {}, []
     if ranks.rank == 0:
         try:
             folder.start(config.fixed_settings(data_ranks), resume=config.resume)
+            for op in config.ops:
+                if (reason := stand_in_reason(config, op, kernels[op])) is not None:
+                    skipped[op] = reason
+            runs = [(op, seed) for op in config.ops if op not in skipped for seed in config.seed_list]
             pending = [(op, seed) for op, seed in runs if not _finished(folder.read_row(op, seed))]
         except ValueError as error:
             problem = str(error)
-    problem, pending = ranks.broadcast((problem, pending))
+    problem, skipped, pending = ranks.broadcast((problem, skipped, pending))
     if problem is not None:
         raise ValueError(problem)
+    runs = [(op, seed) for op in config.ops if op not in skipped for seed in config.seed_list]
     threads, threads_reason = choose_threads(config.threads)
     epochs = config.train_settings()["epochs"]
     base = (
