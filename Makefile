@@ -1,6 +1,6 @@
 # Two entry points, each creating or reusing .venv and installing everything (torch included).
 #   make study – set up, then the main job: `convzoo study` on the embedded digits data (report in ./study)
-#   make test  – set up, then lint and the default test suite
+#   make test  – set up, then lint, the default test suite and the ecosystem peers (make test-peer)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -51,6 +51,8 @@ ISA_TESTS := tests/test_contracts.py tests/core tests/ops tests/kernels
 test: lint
 	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q
 	$(ISA_RESTRICTED) CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q $(ISA_TESTS)
+	# last: the ecosystem peers in their own venv (on 2 idle cores ~1 min of setup, ~2.5 min of tests)
+	$(MAKE) test-peer
 
 # The ecosystem peers (tests/interop: timm and torchvision against convzoo.interop) need torchvision, which only
 # imports beside the torch it was built for: PyPI's does not import beside .venv's CPU torch 2.13, so they get a venv
