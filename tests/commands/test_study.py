@@ -148,3 +148,25 @@ def test_recipe_and_overrides_reach_every_run(tmp_path, monkeypatch):
     (config,) = seen
     assert (config.epochs, config.batch_size, config.lr, config.weight_decay) == (164, 128, 0.2, 1e-4)
     assert (config.momentum, config.warmup_epochs, config.label_smoothing, config.optimizer) == (0.9, 0.0, 0.0, "sgd")
+
+
+def test_an_error_about_the_op_skips_it_and_any_other_error_stops_the_study(tmp_path, monkeypatch, capsys):
+    import convzoo.train
+
+    def refuse(config, **_):
+        raise ValueError(f"mixer_resnet20: op {config.op!r} cannot replace the conv at stages.0.0.mixer1: no")
+
+    monkeypatch.setattr(convzoo.train, "train", refuse)
+    args = ["study", "--ops", "conv,shift", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 2  # no op finished
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    expected = "skipped: mixer_resnet20: op {!r} cannot replace the conv at stages.0.0.mixer1: no"
+    assert [r["status"] for r in rows] == [expected.format(op) for op in ("conv", "shift")]
+
+    def no_data(config, **_):
+        raise ValueError("cifar10: needs a data folder (--data-root / root=)")
+
+    monkeypatch.setattr(convzoo.train, "train", no_data)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    assert capsys.readouterr().err == "convzoo study: error: cifar10: needs a data folder (--data-root / root=)\n"

@@ -288,8 +288,10 @@ def _train_run(
     try:
         with alone:
             result = train(train_config, resume=meta is not None, on_epoch_end=progress.epoch_done)
-    except (ValueError, TypeError) as error:  # the op cannot stand in this backbone: reported, not hidden
-        return {"op": op, "seed": seed, "status": f"skipped: {error}"}, None
+    except (ValueError, TypeError) as error:
+        if f"'{op}'" not in str(error) and not str(error).startswith(f"{op}:"):
+            raise  # not about the op (the data, the settings): the study stops with the trainer's message
+        return {"op": op, "seed": seed, "status": f"skipped: {error}"}, None  # the op cannot stand: reported
     if result.interrupted:
         raise StudyInterrupted(op, seed, run_dir)
     if not writer:  # the other ranks of a data-parallel run: rank 0 holds the metrics
