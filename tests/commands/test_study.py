@@ -31,6 +31,10 @@ def test_study_two_ops_one_epoch_writes_every_output(tmp_path, capsys):
     assert (out / "runs" / "shift" / "checkpoint" / "checkpoint.json").is_file()
     printed = capsys.readouterr().out
     assert "Pareto front" in printed and "shift" in printed
+    from convzoo.profile.machine import cpu_name
+
+    assert f"latency timed on cpu ({cpu_name()}), " in printed  # the device and CPU of the latency column
+    assert all(r["timed_on"].startswith(f"cpu ({cpu_name()}), ") for r in results["rows"])
 
 
 def test_cli_bad_op_exits_2(capsys):

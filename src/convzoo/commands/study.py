@@ -120,6 +120,9 @@ def _classify(args: argparse.Namespace) -> int:
     )
     settings = json.loads(paths["json"].read_text())["settings"]  # the machine and load the study recorded
     print(f"\n{machine_line(settings)}")
+    timed_on = sorted({r.timed_on for r in rows if r.timed_on})
+    if timed_on:
+        print(f"latency timed on {'; '.join(timed_on)}")
     if settings.get("load_warning"):
         print(settings["load_warning"])
     also = f"{paths['json'].name}, {paths['csv'].name}"

@@ -33,6 +33,7 @@ COLUMNS = (
     "train_latency_ms",
     "speedup",
     "efficiency",
+    "timed_on",
 )
 
 
