@@ -22,6 +22,7 @@ mean accuracy against deploy latency, accuracy against params and MACs, the mach
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -284,7 +285,7 @@ def _train_run(
         progress=config.progress and ranks.rank == 0,
         **settings,
     )
-    alone = train_alone() if ranks.world > 1 and config.parallel == "runs" else _nothing()
+    alone = train_alone() if ranks.world > 1 and config.parallel == "runs" else contextlib.nullcontext()
     try:
         with alone:
             result = train(train_config, resume=meta is not None, on_epoch_end=progress.epoch_done)
@@ -298,14 +299,6 @@ def _train_run(
         return {"op": op, "seed": seed, "status": "ok"}, None
     data_parallel = config.parallel == "data" and ranks.world > 1
     return _record(op, seed, result.history, ranks, ranks.device, data_parallel), (result.model, result.input_shape)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # --- timing ---------------------------------------------------------------------------------------------------
