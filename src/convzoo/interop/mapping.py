@@ -101,6 +101,7 @@ class InteropReport:
 
     model: str
     source: str
+    differs: str = ""
     mapped: list[MappedTensor] = field(default_factory=list)
     adjusted: list[str] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)
@@ -110,6 +111,8 @@ class InteropReport:
             f"{self.source} -> {self.model}: {len(self.mapped)} tensors mapped, "
             f"{len(self.edited)} source edits, {len(self.adjusted)} model adjustments"
         ]
+        if self.differs:
+            lines.append(f"  differs  {self.differs}")
         lines += [f"  edited   {e}" for e in self.edited]
         lines += [f"  adjusted {a}" for a in self.adjusted]
         for m in self.mapped:
@@ -142,7 +145,7 @@ def map_state(model: nn.Module, state: Mapping[str, Tensor], pair: Pair, *, name
 
     The model's own dtype and device are kept. Raises ``ValueError`` when the tensors do not pair up.
     """
-    report = InteropReport(model=name or pair.model, source=pair.spec)
+    report = InteropReport(model=name or pair.model, source=pair.spec, differs=pair.differs)
     source = {k: v.detach() for k, v in _tensors(state).items()}
     for edit in pair.edits:
         report.edited += edit(source)

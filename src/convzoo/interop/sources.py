@@ -91,7 +91,8 @@ def load_weights(model: nn.Module, source: nn.Module | Mapping[str, Tensor], arc
     """Load ``source`` (a timm or torchvision model, or its ``state_dict()``) into convzoo ``model``, in place.
 
     ``model`` is a convzoo classifier built by ``create_model`` (its ``name`` picks the pairs); ``arch`` is
-    ``"timm:ARCH"`` or ``"torchvision:ARCH"``, read from a timm model's ``pretrained_cfg`` when omitted.
+    ``"timm:ARCH"`` or ``"torchvision:ARCH"`` (or the source alone: its first pair), read from a timm model's
+    ``pretrained_cfg`` when omitted.
     Returns the report of every tensor mapped and every adjustment made so the model computes what the source
     computes. Mismatched tensors raise ``ValueError``.
     """
@@ -105,8 +106,6 @@ def load_weights(model: nn.Module, source: nn.Module | Mapping[str, Tensor], arc
         specs = ", ".join(repr(p.spec) for p in pairs_for(name)) or "none"
         raise ValueError(f"load_weights: say which architecture the source is with arch= (for {name}: {specs})")
     pair = find_pair(name, arch)
-    if ":" not in arch:
-        raise ValueError(f"load_weights: arch must be 'timm:ARCH' or 'torchvision:ARCH', got {arch!r}")
     state = source.state_dict() if isinstance(source, nn.Module) else source
     if not isinstance(state, Mapping):
         raise TypeError(f"load_weights: source must be an nn.Module or a state dict, got {type(source).__name__}")
