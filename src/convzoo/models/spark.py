@@ -26,7 +26,8 @@ Shapes: ``SparK(backbone)(x (B, C, H, W), active=None)`` → scalar loss; :meth:
 
 Departures: the paper's decoder has one up-block per scale for backbones whose shallowest feature is at stride
 4; a backbone with a feature map at stride 1 (CIFAR ResNets) adds it after the last block, before the final
-projection. The decoder width defaults to 128 (the paper's 768 is for ImageNet ResNet-50).
+projection. The decoder width defaults to the deepest encoder width (the paper's ConvNeXt-S choice; its
+ResNet-50 uses 768 for 2048 channels).
 """
 
 from __future__ import annotations
@@ -234,15 +235,18 @@ def patchify(x: Tensor, patch: int) -> Tensor:
 
 class SparK(nn.Module):
     """SparK pretraining (S81) around a convzoo classifier: ``forward(x (B, C, H, W), active=None)`` → the masked
-    reconstruction loss; ``reconstruct(x, active)`` → ``(B, C, H, W)`` (visible patches from the input)."""
+    reconstruction loss; ``reconstruct(x, active)`` → ``(B, C, H, W)`` (visible patches from the input).
 
-    def __init__(self, backbone: nn.Module, *, mask_ratio: float = 0.6, decoder_width: int = 128) -> None:
+    ``mask_ratio`` (0.6) of the patches are masked; ``decoder_width`` (default: the deepest encoder width) is the
+    decoder's width at the deepest scale, halved at each finer one."""
+
+    def __init__(self, backbone: nn.Module, *, mask_ratio: float = 0.6, decoder_width: int | None = None) -> None:
         super().__init__()
         self.mask_ratio = check_number(mask_ratio, "mask_ratio", "spark", low=0.0, high=1.0, high_open=True)
-        check_int(decoder_width, "decoder_width", "spark")
         in_channels = _in_channels(backbone)
         self.encoder = SparseEncoder(backbone)
         widths = self.encoder.channels[::-1]  # deepest first
+        decoder_width = widths[0] if decoder_width is None else check_int(decoder_width, "decoder_width", "spark")
         self.downsample = self.encoder.downsample
         self.densify_norms = nn.ModuleList()
         self.densify_projs = nn.ModuleList()
