@@ -20,7 +20,7 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.fx._symbolic_trace import is_fx_tracing
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from convzoo.core.validate import check_choice, check_int, check_number
 
@@ -31,7 +31,7 @@ AMIN = 1e-10
 
 
 def _check_waveform(x: Tensor, owner: str) -> None:
-    if is_fx_tracing():  # a symbolic trace (int8, BN folding) has no concrete shape to check
+    if is_fx_symbolic_tracing() or torch.compiler.is_compiling():  # a trace has no concrete shape to check
         return
     if x.dim() != 3 or x.shape[1] != 1:
         raise ValueError(f"{owner}: expected waveforms (N, 1, T), got shape {tuple(x.shape)}")
