@@ -1,21 +1,13 @@
 """Suites sparse1x1 and sparse3d: the cases the goals name are registered, the MobileNet-v1 they build has the
-published parameter count, and both run quickly from the command line with each pair's outputs in agreement."""
+published parameter count, and each pair computes the same function (tests/commands/test_bench.py runs both
+quickly from the command line)."""
 
 from __future__ import annotations
 
-import json
-
-import pytest
 import torch
 
 from convzoo.benchmarks.sparse import _pointwise, _sparse3d, mobilenet_v1
-from convzoo.cli import main
 from convzoo.registry import SUITES
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def test_mobilenet_v1_has_the_published_count():
@@ -38,13 +30,3 @@ def test_pairs_compute_the_same_function():
     with torch.no_grad():
         expected = conv3d(grid).permute(0, 2, 3, 4, 1)[tuple(ours.coords.unbind(1))]
         torch.testing.assert_close(ours(grid), expected, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("suite", ["sparse1x1", "sparse3d"])
-def test_quick_suite_runs_from_the_command_line(suite, tmp_path, capsys):
-    argv = ["bench", suite, "--quick", "--threads", "1", "--repeats", "20", "--warmup", "0", "--out", str(tmp_path)]
-    assert main(argv) == 0
-    assert f"### convzoo bench {suite} --quick" in capsys.readouterr().out
-    data = json.loads((tmp_path / f"bench-{suite}-quick.json").read_text())
-    assert data["suite"] == suite and len(data["cases"]) >= 3
