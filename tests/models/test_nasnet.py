@@ -1,0 +1,140 @@
+"""NASNet-A (S26): the ScheduledDropPath schedule, the Mobile layout, op= at every depthwise conv, and timm's
+NASNet-A Large port (peer: its count and its outputs after mapping the weights)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo.models import create_model
+from convzoo.models.counting import meta_param_count
+from convzoo.models.nasnet import NormalCell, ReductionCell, ScheduledDropPath
+
+SMALL = {"num_cells": 1, "filters": 16}
+
+
+def test_scheduled_drop_path_rises_linearly_with_training_and_depth():
+    with torch.device("meta"):
+        model = create_model("nasnet_a_mobile", drop_path_rate=0.4)
+    cells = [cell for stage in model.stages for cell in stage]
+    assert len(cells) == 3 * 4 + 4  # 12 normal cells, 2 reduction cells, 2 stem cells: 16 numbered cells
+    assert [c.drop.layer_ratio for c in cells] == pytest.approx([(i + 1) / 16 for i in range(16)])
+    for t in (0.0, 0.25, 0.5, 1.0, 1.5):
+        model.set_training_progress(t)
+        expected = [0.4 * (i + 1) / 16 * min(t, 1.0) for i in range(16)]
+        assert [c.drop.p for c in cells] == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"nasnet_a_mobile: fraction must be"):
+        model.set_training_progress(-0.1)
+
+
+def test_scheduled_drop_path_drops_whole_samples_at_its_probability():
+    drop = ScheduledDropPath(rate=0.6, layer_ratio=0.5)
+    x = torch.ones(20_000, 3, dtype=torch.float64)
+    assert torch.equal(drop(x), x)  # progress 0: nothing dropped yet
+    drop.progress = 1.0  # p = 0.6 · 0.5 · 1 = 0.3
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y[:, 0] != 0
+    assert torch.all((y == 0).all(1) | (y == 1 / 0.7).all(1))  # whole samples, kept ones scaled by 1 / (1 − p)
+    assert abs((~kept).double().mean().item() - 0.3) < 0.015
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_mobile_is_4_at_1056_with_the_papers_grid():
+    with torch.device("meta"):
+        model = create_model("nasnet_a_mobile")
+        features = model.forward_stages(torch.empty(2, 3, 224, 224))
+    assert [tuple(f.shape[1:]) for f in features] == [(44, 56, 56), (264, 28, 28), (528, 14, 14), (1056, 7, 7)]
+    kinds = [[type(c) for c in stage] for stage in model.stages]
+    assert kinds == [[ReductionCell], [ReductionCell] + [NormalCell] * 4] + [[ReductionCell] + [NormalCell] * 4] * 2
+    assert model.head.fc.in_features == 1056
+
+
+def test_op_replaces_every_depthwise_conv():
+    with torch.device("meta"):
+        plain = create_model("nasnet_a_mobile")
+        replaced = create_model("nasnet_a_mobile", op="asym")
+    depthwise = [m for m in plain.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    ops = [m for m in replaced.modules() if type(m).__module__ == "convzoo.ops.factorized"]
+    assert len(ops) == len(depthwise) == 2 * (5 * 12 + 5 * 4)  # 5 separable stacks per cell, 2 convs each
+    model = create_model("nasnet_a_mobile", op="asym", num_classes=3, **SMALL)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match=r"nasnet_a_mobile: nasnet: filters must be a multiple of 4 .* got 42"):
+        create_model("nasnet_a_mobile", filters=42)
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError as error:
+        pytest.skip(f"timm is not importable: {error}")
+    return timm
+
+
+_CELL_PARTS = [
+    (r"^conv_1x1\.conv", "conv_cur.1"),
+    (r"^conv_1x1\.bn", "conv_cur.2"),
+    (r"^conv_prev_1x1\.conv", "adapt_prev.1"),
+    (r"^conv_prev_1x1\.bn", "adapt_prev.2"),
+    (r"^path_1\.conv", "adapt_prev.path_1"),
+    (r"^path_2\.conv", "adapt_prev.path_2"),
+    (r"^final_path_bn", "adapt_prev.bn"),
+    (r"^comb_iter_(\d)_(left|right)\.separable_1\.depthwise_conv2d", r"c\1_\2.body.1"),
+    (r"^comb_iter_(\d)_(left|right)\.separable_1\.pointwise_conv2d", r"c\1_\2.body.2"),
+    (r"^comb_iter_(\d)_(left|right)\.bn_sep_1", r"c\1_\2.body.3"),
+    (r"^comb_iter_(\d)_(left|right)\.separable_2\.depthwise_conv2d", r"c\1_\2.body.5"),
+    (r"^comb_iter_(\d)_(left|right)\.separable_2\.pointwise_conv2d", r"c\1_\2.body.6"),
+    (r"^comb_iter_(\d)_(left|right)\.bn_sep_2", r"c\1_\2.body.7"),
+]
+_CELLS = {"cell_stem_0": "stages.0.0", "cell_stem_1": "stages.1.0", "reduction_cell_0": "stages.2.0"}
+_CELLS["reduction_cell_1"] = "stages.3.0"
+
+
+def _our_name(name: str) -> str:
+    """timm nasnetalarge state-dict key → convzoo's (cell_i is the (i mod 6 + 1)-th cell of stage 1 + i // 6)."""
+    if name.startswith("conv0."):
+        return name.replace("conv0.conv", "stem.0").replace("conv0.bn", "stem.1")
+    if name.startswith("last_linear."):
+        return name.replace("last_linear", "head.fc")
+    cell, rest = name.split(".", 1)
+    number = re.fullmatch(r"cell_(\d+)", cell)
+    prefix = f"stages.{1 + int(number[1]) // 6}.{int(number[1]) % 6 + 1}" if number else _CELLS[cell]
+    for pattern, replacement in _CELL_PARTS:
+        mapped = re.sub(pattern, replacement, rest)
+        if mapped != rest:
+            return f"{prefix}.{mapped}"
+    raise KeyError(name)
+
+
+@pytest.mark.peer
+def test_large_config_has_timm_nasnetalarge_count():
+    timm = _timm()
+    with torch.device("meta"):
+        peer = timm.create_model("nasnetalarge")
+    assert meta_param_count("nasnet_a_large") == sum(p.numel() for p in peer.parameters()) == 88_753_150
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_large_equals_timm_nasnetalarge_after_mapping_the_weights():
+    timm = _timm()
+    torch.manual_seed(0)
+    peer = timm.create_model("nasnetalarge").double().eval()
+    model = create_model("nasnet_a_large").double().eval()
+    model.load_state_dict({_our_name(k): v for k, v in peer.state_dict().items()})
+    # timm's stride-2 "same" average pool pads with zeros before pooling, so it counts the padding; TensorFlow's
+    # (and convzoo's) excludes it: make ours count it for this comparison
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.AvgPool2d) and child.stride == 2:
+                setattr(module, name, nn.AvgPool2d(3, 2, 1, count_include_pad=True))
+    x = torch.randn(2, 3, 67, 67, dtype=torch.float64)  # 67 → 33 → 17 → 9 → 5 → 3: odd, where SAME is symmetric
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), peer(x), rtol=0, atol=1e-12)
