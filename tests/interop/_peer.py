@@ -18,8 +18,9 @@ def require(name: str):
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random float64 norm affines, biases, layer scales and BN statistics (the package's own init for the
-    rest), so zero- or one-initialised tensors cannot hide a wrong mapping; eval mode."""
+    """Random float64 weights (variance-preserving: std 1/√fan-in, so deep models neither vanish nor blow up and
+    the output depends on the input), norm affines, biases, layer scales and BN statistics, so zero- or
+    one-initialised tensors cannot hide a wrong mapping; eval mode."""
     model.double().eval()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -28,7 +29,10 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
                 continue
             leaf = name.rsplit(".", 1)[-1]
             shape = tensor.shape
-            if leaf == "running_var":
+            if tensor.dim() >= 2 and tensor.numel() > shape[0]:
+                fan_in = tensor.numel() // shape[0]
+                tensor.copy_(torch.randn(shape, generator=generator, dtype=tensor.dtype) / fan_in**0.5)
+            elif leaf == "running_var":
                 tensor.copy_(torch.rand(shape, generator=generator, dtype=tensor.dtype) + 0.5)
             elif leaf == "running_mean" or (tensor.dim() == 1 and "bias" in leaf):
                 tensor.copy_(0.1 * torch.randn(shape, generator=generator, dtype=tensor.dtype))

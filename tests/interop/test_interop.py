@@ -27,11 +27,12 @@ ISSUE_PAIRS = {
 
 
 def test_every_pair_of_the_issue_is_registered():
-    assert set(weight_sources()) == ISSUE_PAIRS
-    assert set(WEIGHTS.names()) == ISSUE_PAIRS
+    assert set(weight_sources()) == ISSUE_PAIRS | {"inception_v3"}
+    assert set(WEIGHTS.names()) == ISSUE_PAIRS | {"inception_v3"}
     assert WEIGHTS.get("resnet18").summary == "timm:resnet18, torchvision:resnet18"
     assert {p.model for p in PAIRS if p.source == "torchvision"} == {
-        "resnet18", "resnet50", "resnext50_32x4d", "densenet121", "vgg16_bn", "efficientnet_b0", "convnext_tiny"
+        "resnet18", "resnet50", "resnext50_32x4d", "densenet121", "vgg16_bn", "efficientnet_b0", "convnext_tiny",
+        "inception_v3",
     }  # fmt: skip
 
 

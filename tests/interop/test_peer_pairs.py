@@ -16,7 +16,7 @@ pytestmark = pytest.mark.peer
 
 # the input side each pair runs at: 64 unless a model fixes it (Mixer's token MLP takes 224/16 = 14 tokens a
 # side; timm's VGG holds its first FC as a 7x7 conv, equal to convzoo's linear where the last map is 7x7)
-_SIDE = {"mixer_b16_224": 224, "vgg16_bn": 224}
+_SIDE = {"mixer_b16_224": 224, "vgg16_bn": 224, "inception_v3": 96}
 
 
 def _pair_id(pair) -> str:
@@ -31,10 +31,12 @@ def test_pair_outputs_equal_in_float64(pair):
     source = randomize(source_model(pair.spec), seed=1)
     model = create_model(pair.model).double().eval()
     report = load_weights(model, source, pair.spec)
-    targets = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+    targets = [k for k in model.state_dict() if not k.endswith("num_batches_tracked") and k not in report.kept]
     assert [m.target for m in report.mapped] == targets  # every convzoo tensor, once, in order
     assert len({m.source for m in report.mapped}) == len(report.mapped)
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in source.parameters())
+    params = dict(model.named_parameters())
+    mapped = sum(params[m.target].numel() for m in report.mapped if m.target in params)
+    assert mapped == sum(p.numel() for p in source.parameters())
     side = _SIDE.get(pair.model, 64)
     x = torch.randn(2, 3, side, side, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -63,3 +65,21 @@ def test_pair_without_its_edits_differs(pair):
     x = torch.randn(2, 3, side, side, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert (model(x) - source(x)).abs().max().item() > 1e-6
+
+
+def test_torchvision_inception_v3_transform_input_is_folded():
+    """torchvision's released Inception-v3 weights come with ``transform_input=True``: the loaded convzoo model
+    computes on the ImageNet-normalised input what torchvision's does."""
+    torchvision = require("torchvision")
+    source = randomize(torchvision.models.inception_v3(init_weights=False, transform_input=True), seed=1)
+    model = create_model("inception_v3").double().eval()
+    report = load_weights(model, source, "torchvision:inception_v3")
+    assert any("transform_input folded" in e for e in report.edited)
+    x = torch.randn(2, 3, 96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        diff = (model(x) - source(x)).abs().max().item()
+    assert diff <= 1e-9, diff
+    unfolded = create_model("inception_v3").double().eval()
+    map_state(unfolded, source.state_dict(), next(p for p in PAIRS if p.spec == "torchvision:inception_v3"))
+    with torch.no_grad():
+        assert (unfolded(x) - source(x)).abs().max().item() > 1e-6  # the fold is needed

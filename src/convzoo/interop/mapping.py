@@ -69,7 +69,10 @@ class Regroup:
 class Pair:
     """How the tensors of ``source``'s ``arch`` (``"timm"`` or ``"torchvision"``) map onto convzoo's ``model``.
 
-    ``differs`` says, for the report, what the mapping has to change beyond renaming (empty: nothing).
+    ``differs`` says, for the report, what the mapping has to change beyond renaming (empty: nothing);
+    ``keep`` are regexes of convzoo tensors the source does not have (they keep their values, and are reported);
+    ``settings`` gives the further source edits a source model's own settings call for (torchvision's Inception-v3
+    ``transform_input``), when the source is a model rather than a state dict.
     """
 
     model: str
@@ -79,6 +82,8 @@ class Pair:
     edits: tuple[SourceEdit, ...] = ()
     adjust: tuple[ModelEdit, ...] = ()
     differs: str = ""
+    keep: tuple[str, ...] = ()
+    settings: Callable[[nn.Module], tuple[SourceEdit, ...]] | None = None
 
     @property
     def spec(self) -> str:
@@ -103,16 +108,18 @@ class InteropReport:
     source: str
     differs: str = ""
     mapped: list[MappedTensor] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     adjusted: list[str] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [
-            f"{self.source} -> {self.model}: {len(self.mapped)} tensors mapped, "
+            f"{self.source} -> {self.model}: {len(self.mapped)} tensors mapped, {len(self.kept)} kept, "
             f"{len(self.edited)} source edits, {len(self.adjusted)} model adjustments"
         ]
         if self.differs:
             lines.append(f"  differs  {self.differs}")
+        lines += [f"  kept     {k} (not in the source)" for k in self.kept]
         lines += [f"  edited   {e}" for e in self.edited]
         lines += [f"  adjusted {a}" for a in self.adjusted]
         for m in self.mapped:
@@ -154,6 +161,10 @@ def map_state(model: nn.Module, state: Mapping[str, Tensor], pair: Pair, *, name
         keys = regroup.apply(keys)
     own = model.state_dict()
     targets = list(_tensors(own))
+    if pair.keep:
+        keep = re.compile("|".join(f"(?:{k})" for k in pair.keep))
+        report.kept = [t for t in targets if keep.match(t)]
+        targets = [t for t in targets if not keep.match(t)]
     if len(keys) != len(targets):
         raise ValueError(
             f"{pair.spec} -> {report.model}: the source has {len(keys)} tensors, the model {len(targets)}; "

@@ -10,7 +10,10 @@ source computes:
 - InceptionNeXt-T: one concatenated bias for the three depthwise branches in convzoo, three in timm;
 - ConvFormer-S18, CAFormer-S18: the MLP head's LayerNorm eps 1e-5 in convzoo, 1e-6 in timm;
 - SE-ResNet-50 as released (timm ``legacy_seresnet50``, the Caffe layout): the stride sits in the first 1×1
-  conv of a downsampling bottleneck, and the stem max-pool has padding 0 with ceil mode.
+  conv of a downsampling bottleneck, and the stem max-pool has padding 0 with ceil mode;
+- VGG-16-BN from timm: the first FC is held as a 7×7 conv (equal where the last feature map is 7×7);
+- Inception-v3: timm's port has no auxiliary classifier (convzoo's keeps its values, reported as kept);
+  torchvision's released weights run with ``transform_input``, folded exactly into the first conv and its BN.
 """
 
 from __future__ import annotations
@@ -60,6 +63,29 @@ def _vgg_conv_mlp(state: dict[str, Tensor]) -> list[str]:
     weight = state[key]  # (O, C, 7, 7)
     state[key] = weight.reshape(weight.shape[0], -1)  # (O, C·7·7), flattened as (C, H, W)
     return [f"{key}: {tuple(weight.shape)} conv as a linear on the flattened (C, 7, 7) map"]
+
+
+# torchvision's Inception-v3 with transform_input: x_c -> x_c·std_c/0.5 + (mean_c - 0.5)/0.5 (ImageNet-normalised
+# input back to the [-1, 1] scaling of the original weights)
+_TV_SCALE = (0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5)
+_TV_SHIFT = ((0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5)
+
+
+def _fold_transform_input(state: dict[str, Tensor]) -> list[str]:
+    """Fold torchvision's ``transform_input`` (a per-channel affine map of the input) into the first conv and
+    its BN, exactly: the conv has no padding and no bias, so ``conv(a·x + d) = conv_{W·a}(x) + Σ W·d`` and the
+    constant moves into the BN's running mean."""
+    conv, mean = "Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_mean"
+    weight = state[conv]  # (32, 3, 3, 3)
+    scale = weight.new_tensor(_TV_SCALE).view(1, 3, 1, 1)
+    shift = weight.new_tensor(_TV_SHIFT).view(1, 3, 1, 1)
+    state[mean] = state[mean] - (weight * shift).sum(dim=(1, 2, 3))  # (32,)
+    state[conv] = weight * scale
+    return [f"{conv}, {mean}: transform_input folded in (input scaled by std/0.5, shifted by (mean - 0.5)/0.5)"]
+
+
+def _tv_inception_settings(source: nn.Module) -> tuple:
+    return (_fold_transform_input,) if getattr(source, "transform_input", False) else ()
 
 
 def _legacy_seresnet(model: nn.Module) -> list[str]:
@@ -160,6 +186,21 @@ PAIRS: tuple[Pair, ...] = (
         "caformer_s18",
         adjust=(_METAFORMER_HEAD_EPS,),
         differs="MLP head LayerNorm eps 1e-6 (convzoo 1e-5)",
+    ),
+    Pair(
+        "inception_v3",
+        "timm",
+        "inception_v3",
+        keep=(r"head\.aux\.",),
+        differs="no auxiliary classifier in timm's port (convzoo's stays as initialised)",
+    ),
+    Pair(
+        "inception_v3",
+        "torchvision",
+        "inception_v3",
+        regroup=(Regroup("", ("*", r"AuxLogits\.")),),
+        settings=_tv_inception_settings,
+        differs="transform_input (on with the released weights) folded into the first conv and BN",
     ),
     Pair(
         "rdnet_tiny",

@@ -12,6 +12,7 @@ is a dependency of convzoo: install the ``ecosystem`` extra.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -106,6 +107,8 @@ def load_weights(model: nn.Module, source: nn.Module | Mapping[str, Tensor], arc
         specs = ", ".join(repr(p.spec) for p in pairs_for(name)) or "none"
         raise ValueError(f"load_weights: say which architecture the source is with arch= (for {name}: {specs})")
     pair = find_pair(name, arch)
+    if isinstance(source, nn.Module) and pair.settings is not None:
+        pair = dataclasses.replace(pair, edits=pair.edits + pair.settings(source))
     state = source.state_dict() if isinstance(source, nn.Module) else source
     if not isinstance(state, Mapping):
         raise TypeError(f"load_weights: source must be an nn.Module or a state dict, got {type(source).__name__}")
@@ -117,7 +120,7 @@ def load_pretrained(model: nn.Module, spec: str, *, num_classes: int = 1000) -> 
     convzoo ``model`` (built with ``num_classes``) through the source package's own loading."""
     pair = find_pair(model.name, spec)
     source = source_model(pair.spec, pretrained=True, num_classes=num_classes)
-    return map_state(model, source.state_dict(), pair, name=model.name)
+    return load_weights(model, source, pair.spec)
 
 
 def _register() -> None:
