@@ -24,6 +24,8 @@ from convzoo.registry import MODELS
 __all__ = [
     "DENSE_KINDS",
     "Backbone",
+    "Encoder",
+    "NECKS",
     "register_dense",
     "create_dense",
     "fit_to",
@@ -54,6 +56,38 @@ class Backbone(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return self.body(x)
+
+
+NECKS: dict[str, type[nn.Module]] = {}  # name → neck class(in_channels, channels); rcnet.py adds "rcnet"
+
+
+class Encoder(nn.Module):
+    """A :class:`Backbone`, optionally followed by a registered neck (``NECKS``) that keeps the stage sizes:
+    ``(N, C, H, W)`` → the list of feature maps, finest first, with ``channels`` and ``reductions``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        in_chans: int = 3,
+        op: str | None = None,
+        neck: str | None = None,
+        neck_channels: int = 128,
+        owner: str = "dense model",
+    ) -> None:
+        super().__init__()
+        self.backbone = Backbone(name, in_chans=in_chans, op=op, owner=owner)
+        self.channels, self.reductions = list(self.backbone.channels), list(self.backbone.reductions)
+        self.neck: nn.Module | None = None
+        if neck is not None:
+            if neck not in NECKS:
+                raise ValueError(f"{owner}: neck must be one of {', '.join(sorted(NECKS))} or None, got {neck!r}")
+            self.neck = NECKS[neck](self.channels, neck_channels)
+            self.channels = list(self.neck.channels)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.backbone(x)
+        return features if self.neck is None else self.neck(features)
 
 
 def fit_to(x: Tensor, size: tuple[int, int]) -> Tensor:

@@ -10,7 +10,8 @@ learned, crops it to the finer map (the paper's crop layer) and sums; the fused 
 
 ``head_channels > 0`` puts the paper's convolutionalised classifier before the last scoring layer: fc6 as a
 ``head_kernel``×``head_kernel`` conv to ``head_channels`` and fc7 as a 1×1 conv, each with ReLU and dropout
-(``fcn8s_vgg16`` is the paper's FCN-VGG16: 134M parameters, Table 1).
+(``fcn8s_vgg16`` is the paper's FCN-VGG16: 134M parameters, Table 1). ``neck`` (``"rcnet"``) puts a
+registered neck between the backbone and the skips.
 
 Departures: the paper pads the input by 100 pixels and has fc6 unpadded, cropping at every fusion; here fc6 is
 padded (same size) and the output is resampled to the input size, which makes every input size exact without the
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_choice, check_int, check_number
-from convzoo.models._dense import Backbone, LearnedUpsample, fit_to, register_dense, resize_to
+from convzoo.models._dense import Encoder, LearnedUpsample, fit_to, register_dense, resize_to
 
 __all__ = ["FCN", "FCNConfig"]
 
@@ -42,6 +43,7 @@ class FCNConfig:
     head_channels: int = 0
     head_kernel: int = 7
     dropout: float = 0.5
+    neck: str | None = None
 
 
 class FCN(nn.Module):
@@ -58,7 +60,7 @@ class FCN(nn.Module):
         check_int(cfg.head_kernel, "head_kernel", owner)
         check_number(cfg.dropout, "dropout", owner, low=0.0, high=1.0)
         self.cfg = cfg
-        self.backbone = Backbone(cfg.backbone, in_chans=cfg.in_chans, op=cfg.op, owner=owner)
+        self.backbone = Encoder(cfg.backbone, in_chans=cfg.in_chans, op=cfg.op, neck=cfg.neck, owner=owner)
         stages = len(self.backbone.channels)
         if stages < cfg.skips + 1:
             raise ValueError(
