@@ -1,0 +1,308 @@
+"""``convzoo study --task seg``: which segmentation network, for its mIoU and its deploy latency?
+
+Each entry of ``--models`` (default ``fcn8s,fcn32s,dcfam,rcnet_seg``) is a registered ``seg`` model, optionally
+with an operator swapped into its backbone as ``NAME:OP`` (``fcn8s:shift``). Every entry is trained with the same
+budget through the trainer (task ``seg``) on ``--data`` (default ``shapes``, the embedded procedural set): the
+backbone ``backbone`` (option, default ``resnet18``), ``--epochs`` (default 8) at batch ``--batch-size`` (default
+8), AdamW at ``--lr`` (default the seg task's 2e-3), warm-up + cosine, once per seed. The test split gives mIoU and
+pixel accuracy (mean ± std over seeds).
+
+Latency: the first seed's model in its deploy form (:func:`~convzoo.deploy.layout.deploy_form`: re-parameterised,
+BNs folded, fastest memory layout) on one ``latency_size``² input (option, default the data's image size) at batch
+1, the median of ``--repeats`` (default 20) interleaved runs with ``--threads`` intra-op threads. ``report.html``
+(a table and the mIoU-against-latency front) and ``results.json`` are written atomically
+(:mod:`convzoo.core.files`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convzoo.core.files import atomic_write_json, atomic_write_text
+from convzoo.core.options import parse_assignments
+from convzoo.registry import DATASETS, MODELS, OPS
+
+__all__ = ["SegStudyConfig", "SegRow", "main", "run_seg_study", "parse_entry", "pareto"]
+
+DEFAULT_MODELS = ("fcn8s", "fcn32s", "dcfam", "rcnet_seg")
+OPTIONS = ("backbone", "latency_size")
+
+
+def parse_entry(entry: str) -> tuple[str, str | None]:
+    """``"fcn8s"`` → ``("fcn8s", None)``; ``"fcn8s:shift"`` → ``("fcn8s", "shift")``; names are checked."""
+    name, _, op = entry.partition(":")
+    model = MODELS.get(name)  # an unknown name fails here, with suggestions
+    if model.kind != "seg":
+        seg = ", ".join(e.name for e in MODELS.entries() if e.kind == "seg")
+        raise ValueError(f"study --task seg: {name!r} is a {model.kind} model, not a seg one (seg models: {seg})")
+    if op:
+        OPS.get(op)
+    return name, op or None
+
+
+@dataclass
+class SegStudyConfig:
+    """What to study; see the module docstring for the defaults."""
+
+    models: tuple[str, ...] = DEFAULT_MODELS
+    data: str = "shapes"
+    data_root: str | None = None
+    backbone: str = "resnet18"
+    epochs: int = 8
+    batch_size: int = 8
+    lr: float | None = None
+    seed: int = 0
+    seeds: int = 1
+    out: str = "study-seg"
+    threads: int | None = None
+    repeats: int = 20
+    latency_size: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from convzoo.core.validate import check_int, check_number
+
+        self.models = tuple(self.models) or DEFAULT_MODELS
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"study --task seg: models must be distinct, got {', '.join(self.models)}")
+        for entry in self.models:
+            parse_entry(entry)
+        if DATASETS.get(self.data).kind != "seg":
+            sets = ", ".join(e.name for e in DATASETS.entries() if e.kind == "seg")
+            raise ValueError(f"study --task seg: {self.data!r} is not a segmentation set (seg datasets: {sets})")
+        if MODELS.get(self.backbone).kind != "classify":
+            raise ValueError(f"study --task seg: backbone must be a registered classifier, got {self.backbone!r}")
+        for name in ("epochs", "batch_size", "seeds", "repeats"):
+            check_int(getattr(self, name), name, "study --task seg")
+        if self.latency_size is not None:
+            check_int(self.latency_size, "latency_size", "study --task seg")
+        if self.lr is not None:
+            check_number(self.lr, "lr", "study --task seg")
+
+    def train_config(self, entry: str, seed: int, out: Path):
+        from convzoo.train import TrainConfig
+
+        model, op = parse_entry(entry)
+        return TrainConfig(
+            model=model, op=op, task="seg", data=self.data, data_root=self.data_root, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out), cfg={"backbone": self.backbone},
+            progress=self.progress,
+        )  # fmt: skip
+
+
+@dataclass
+class SegRow:
+    """One model (with its op): test mIoU and pixel accuracy (mean over seeds), deploy latency."""
+
+    model: str
+    status: str = "ok"
+    miou: float | None = None
+    miou_std: float | None = None
+    mious: list[float] = field(default_factory=list)
+    pixel_acc: float | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    latency_iqr_ms: float | None = None
+    layout: str | None = None
+    train_s: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def config_from_args(args: argparse.Namespace) -> SegStudyConfig:
+    """The study of ``convzoo study --task seg``'s namespace; ``ValueError`` names a bad option."""
+    options = parse_assignments(args.option or [])
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"study --task seg: no option {', '.join(map(repr, unknown))} (its options: {', '.join(OPTIONS)})"
+        )
+    for name in ("model", "ops", "recipe"):
+        if getattr(args, name, None) is not None:
+            raise ValueError(f"study --task seg: --{name} is not for the seg study; name models with --models")
+    models = () if args.models is None else tuple(m.strip() for m in args.models.split(",") if m.strip())
+    given = {
+        "epochs": args.epochs, "batch_size": getattr(args, "batch_size", None), "lr": getattr(args, "lr", None),
+        "seeds": args.seeds, "out": args.out, "threads": args.threads, "repeats": getattr(args, "repeats", None),
+        "data": args.data,
+    }  # fmt: skip
+    return SegStudyConfig(
+        models=models,
+        data_root=args.data_root,
+        seed=args.seed,
+        progress=not args.no_progress,
+        **{k: v for k, v in given.items() if v is not None},
+        **options,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """``convzoo study --task seg``: exit 2 with one line for a bad option, else run, print the table, return 0."""
+    try:
+        config = config_from_args(args)
+    except (ValueError, TypeError) as error:
+        print(f"convzoo study: error: {error}", file=sys.stderr)
+        return 2
+    rows, paths, settings = run_seg_study(config)
+    from convzoo.profile.report import text_table
+    from convzoo.study.report import machine_line
+
+    print(text_table(
+        ("model", "mIoU", "pixel acc", "params", "deploy ms", "layout", "train s", "status"),
+        [(r.model, _f(r.miou, "{:.4f}") + ("" if r.miou_std is None else f" ± {r.miou_std:.4f}"),
+          _f(r.pixel_acc, "{:.4f}"), _f(r.params, "{:,}"), _f(r.latency_ms, "{:.2f}"), r.layout or "",
+          _f(r.train_s, "{:.0f}"), r.status) for r in rows],
+    ))  # fmt: skip
+    print(f"\n{machine_line(settings)}; {settings['load_line']}")
+    print(f"Report: {paths['html']}  (also {paths['json'].name})")
+    return 0 if any(r.status == "ok" for r in rows) else 2
+
+
+def _f(value: Any, fmt: str) -> str:
+    return "" if value is None else fmt.format(value)
+
+
+def _time(config: SegStudyConfig, model: torch.nn.Module, size: int) -> dict[str, Any]:
+    from convzoo.deploy.layout import deploy_form
+
+    example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    _, report = deploy_form(model.eval(), example, repeats=config.repeats, warmup=2)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "latency_ms": report.latency_ms,
+        "latency_iqr_ms": report.latency.iqr_ms,
+        "layout": report.layout,
+    }
+
+
+def run_seg_study(config: SegStudyConfig) -> tuple[list[SegRow], dict[str, Path], dict[str, Any]]:
+    """Train, score and time every model; write the report; returns the rows, the paths and the settings."""
+    from tqdm.auto import tqdm
+
+    from convzoo.profile.machine import fingerprint
+    from convzoo.profile.timing import LoadWatch, choose_threads, use_threads
+    from convzoo.train import train
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads, threads_reason = choose_threads(config.threads)
+    rows: list[SegRow] = []
+    started = time.perf_counter()
+    with use_threads(threads) as used, LoadWatch() as watch:
+        bar = tqdm(config.models, desc="seg study", unit="model", disable=not config.progress)
+        for entry in bar:
+            bar.set_postfix_str(entry)
+            row = SegRow(entry)
+            results = [
+                train(config.train_config(entry, seed, out / "runs" / f"{entry.replace(':', '-')}-seed{seed}"))
+                for seed in range(config.seed, config.seed + config.seeds)
+            ]
+            metrics = [r.test_metrics for r in results]
+            row.mious = [m["miou"] for m in metrics]
+            row.miou = statistics.fmean(row.mious)
+            row.miou_std = statistics.stdev(row.mious) if len(row.mious) > 1 else None
+            row.pixel_acc = statistics.fmean(m["pixel_acc"] for m in metrics)
+            row.train_s = sum(h.get("time_s", 0.0) for r in results for h in r.history)
+            row.history = [{"seed": config.seed + i, **h} for i, r in enumerate(results) for h in r.history]
+            size = config.latency_size or results[0].data.image_size[0]
+            try:
+                for key, value in _time(config, results[0].model, size).items():
+                    setattr(row, key, value)
+            except Exception as error:  # noqa: BLE001 — a form that cannot be deployed is the row's status
+                row.status = f"not timed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            rows.append(row)
+        bar.close()
+    load = watch.load
+    settings = asdict(config) | {
+        "threads_used": used,
+        "threads_reason": threads_reason,
+        "machine": fingerprint(used),
+        "torch": torch.__version__,
+        "wall_s": time.perf_counter() - started,
+        "load": load.to_dict() if load is not None else None,
+        "load_line": _load_line(load),
+        "budget": (
+            f"{config.epochs} epochs of {config.data} at batch {config.batch_size}, AdamW "
+            f"{config.lr or 'the seg task default'} warm-up + cosine, backbone {config.backbone}, "
+            f"{config.seeds} seed(s)"
+        ),
+    }
+    return rows, write_seg_study(rows, settings, out), settings
+
+
+def _load_line(load: Any) -> str:
+    if load is None:
+        return "load unknown"
+    return f"1-min load {load.load_before:.2f} before, {load.load_after:.2f} after on {load.cpus} cpus"
+
+
+def pareto(rows: list[SegRow]) -> list[str]:
+    """Models no other beats on both mIoU (higher) and deploy latency (lower), fastest first."""
+    done = sorted(
+        (r for r in rows if r.latency_ms is not None and r.miou is not None), key=lambda r: (r.latency_ms, -r.miou)
+    )
+    front, best = [], -float("inf")
+    for row in done:
+        if row.miou > best:
+            front.append(row.model)
+            best = row.miou
+    return front
+
+
+def _html(rows: list[SegRow], settings: dict[str, Any]) -> str:
+    from convzoo.study.report import machine_line
+
+    front = set(pareto(rows))
+
+    def cell(value: Any, fmt: str = "{}") -> str:
+        return "" if value is None else html.escape(fmt.format(value))
+
+    body = "\n".join(
+        f"<tr{' class=front' if r.model in front else ''}><td>{html.escape(r.model)}</td><td>{cell(r.miou, '{:.4f}')}"
+        f"</td><td>{cell(r.miou_std, '{:.4f}')}</td><td>{cell(r.pixel_acc, '{:.4f}')}</td><td>{cell(r.params, '{:,}')}"
+        f"</td><td>{cell(r.latency_ms, '{:.3f}')}</td><td>{cell(r.latency_iqr_ms, '{:.3f}')}</td>"
+        f"<td>{cell(r.layout)}</td><td>{cell(r.train_s, '{:.0f}')}</td><td>{html.escape(r.status)}</td></tr>"
+        for r in rows
+    )
+    points = [(r.latency_ms, r.miou, r.model) for r in rows if r.latency_ms is not None and r.miou is not None]
+    svg = ""
+    if points:
+        top = max(p[0] for p in points) * 1.1 or 1.0
+        dots = "".join(
+            f'<circle cx="{40 + 400 * x / top:.1f}" cy="{260 - 240 * y:.1f}" r="4"/>'
+            f'<text x="{46 + 400 * x / top:.1f}" y="{256 - 240 * y:.1f}" font-size="11">{html.escape(name)}</text>'
+            for x, y, name in points
+        )
+        svg = (
+            '<svg width="520" height="300" xmlns="http://www.w3.org/2000/svg"><line x1="40" y1="260" x2="460" '
+            'y2="260" stroke="black"/><line x1="40" y1="20" x2="40" y2="260" stroke="black"/>'
+            f'<text x="200" y="290" font-size="12">deploy latency (ms, 0–{top:.2f})</text>'
+            f'<text x="2" y="14" font-size="12">mIoU (0–1)</text>{dots}</svg>'
+        )
+    return (
+        "<!doctype html><meta charset=utf-8><title>convzoo seg study</title>"
+        "<style>td,th{padding:2px 8px;text-align:right}tr.front{font-weight:bold}</style>"
+        f"<h1>Segmentation: mIoU against deploy latency</h1><p>{html.escape(settings['budget'])}.</p>"
+        f"<p>{html.escape(machine_line(settings))}; {html.escape(settings['load_line'])}; "
+        f"{settings['threads_used']} thread(s) ({html.escape(str(settings['threads_reason']))}).</p>"
+        "<table><tr><th>model</th><th>mIoU</th><th>± std</th><th>pixel acc</th><th>params</th><th>deploy ms</th>"
+        f"<th>IQR ms</th><th>layout</th><th>train s</th><th>status</th></tr>{body}</table>"
+        f"<p>Bold rows: the Pareto front (no model both faster and more accurate).</p>{svg}"
+    )
+
+
+def write_seg_study(rows: list[SegRow], settings: dict[str, Any], out: Path) -> dict[str, Path]:
+    """``results.json`` and ``report.html`` in ``out``, each written atomically."""
+    data = {"settings": settings, "rows": [asdict(r) for r in rows], "pareto": pareto(rows)}
+    return {
+        "json": atomic_write_json(out / "results.json", data),
+        "html": atomic_write_text(out / "report.html", _html(rows, settings)),
+    }
