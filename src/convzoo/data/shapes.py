@@ -1,13 +1,13 @@
 """A procedural shapes-segmentation set (no download): discs, squares and triangles on textured backgrounds, with
 exact masks, generated from a fixed seed.
 
-Each image ``(3, size, size)`` has a background of two random colours mixed by a random sinusoidal grating plus
-pixel noise, and 1–4 shapes drawn in turn (a later one covers an earlier one), each filled with its own random
-colour and grating. A pixel belongs to a shape when its centre ``(x + ½, y + ½)`` is inside it (a disc: distance
-to the centre ≤ radius; a square: rotated by a random angle, both rotated coordinates within the half side; a
-triangle: an equilateral one, rotated, the three edge functions ≥ 0); the image is painted from that same mask,
-so the label map is exact. Classes: 0 background, 1 disc, 2 square, 3 triangle. The test split is drawn from
-another seed.
+Each image ``(3, size, size)`` has a textured background — two random colours mixed by a random sinusoidal
+grating, plus pixel noise — and 1–4 shapes drawn in turn (a later one covers an earlier one), each filled with its
+own random colour plus pixel noise. A pixel belongs to a shape when its centre ``(x + ½, y + ½)`` is inside it
+(a disc: distance to the centre ≤ radius; a square: rotated by a random angle, both rotated coordinates within
+the half side; a triangle: an equilateral one, rotated, the three edge functions ≥ 0); the image is painted from
+that same mask, so the label map is exact. Classes: 0 background, 1 disc, 2 square, 3 triangle. The test split
+is drawn from another seed.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def render_shapes(count: int, size: int, seed: int) -> tuple[np.ndarray, np.ndar
             radius = rng.uniform(0.12, 0.3) * size
             cx, cy = rng.uniform(0.1, 0.9, 2) * size
             mask = shape_mask(kind, cx, cy, radius, rng.uniform(0, 2 * np.pi), size)
-            image = np.where(mask, _texture(rng, size), image)
+            fill = rng.uniform(0, 1, (3, 1, 1)) + rng.normal(0, 0.04, (3, size, size))  # flat colour + noise
+            image = np.where(mask, np.clip(fill, 0, 1), image)
             labels[i][mask] = kind
         images[i] = image
     return images, labels

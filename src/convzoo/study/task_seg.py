@@ -3,7 +3,7 @@
 Each entry of ``--models`` (default ``fcn8s,fcn32s,dcfam,rcnet_seg``) is a registered ``seg`` model, optionally
 with an operator swapped into its backbone as ``NAME:OP`` (``fcn8s:shift``). Every entry is trained with the same
 budget through the trainer (task ``seg``) on ``--data`` (default ``shapes``, the embedded procedural set): the
-backbone ``backbone`` (option, default ``resnet18``), ``--epochs`` (default 8) at batch ``--batch-size`` (default
+backbone ``backbone`` (option, default ``resnet18``), ``--epochs`` (default 10) at batch ``--batch-size`` (default
 8), AdamW at ``--lr`` (default the seg task's 2e-3), warm-up + cosine, once per seed. The test split gives mIoU and
 pixel accuracy (mean ± std over seeds).
 
@@ -57,7 +57,7 @@ class SegStudyConfig:
     data: str = "shapes"
     data_root: str | None = None
     backbone: str = "resnet18"
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 8
     lr: float | None = None
     seed: int = 0
