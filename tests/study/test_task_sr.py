@@ -93,11 +93,11 @@ def _tiny(name, scale=2):
     return create_model(name, scale=scale, **MODELS.get(name).info.test_cfg)
 
 
-@pytest.mark.parametrize("name", ["espcn", "carn", "dsclora"])
+@pytest.mark.parametrize("name", ["espcn", "carn", "dsclora", "a2n", "scnet_t"])
 def test_a_residual_whose_last_layer_is_zero_returns_bicubic_exactly(name):
     x = torch.rand(2, 3, 9, 11, dtype=torch.float64)
     bicubic = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-    wrapped = BicubicResidual(_tiny(name).double()).eval()
+    wrapped = BicubicResidual(_tiny(name).double(), own_skip=OWN_SKIP.get(name)).eval()
     assert not torch.equal(wrapped(x), bicubic)  # a random last layer adds something
     last = [m for m in wrapped.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     torch.nn.init.zeros_(last.weight)
@@ -123,10 +123,15 @@ def test_own_skip_names_exactly_the_models_that_add_an_interpolated_input(name):
         assert torch.allclose(model(x), bilinear, atol=1e-12) == (name in OWN_SKIP)
 
 
-def test_models_with_their_own_skip_refuse_the_residual():
-    config = TrainConfig(task="sr", model="a2n", options={"scale": 2, "residual": True}, progress=False)
-    with pytest.raises(ValueError, match="a2n already adds a bilinear upscale of its input"):
-        get_task("sr").architecture(config, None)
+def test_the_residual_swaps_a_models_own_bilinear_skip_for_bicubic():
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    net = _tiny("a2n").double().eval()
+    wrapped = BicubicResidual(net, own_skip="bilinear").eval()
+    with torch.no_grad():
+        swap = F.interpolate(x, scale_factor=2, mode="bicubic") - F.interpolate(x, scale_factor=2, mode="bilinear")
+        torch.testing.assert_close(wrapped(x), net(x) + swap, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="own_skip must be one of None, 'bilinear', got 'nearest'"):
+        BicubicResidual(net, own_skip="nearest")
 
 
 def test_the_residual_round_trips_through_a_checkpoint_upscale_deploy_form(tmp_path):

@@ -12,8 +12,8 @@ The study trains with the global bicubic residual (option ``residual=true``, the
 trains the papers' form): ``out = net(x) + bicubic(x)`` (:class:`~convzoo.models.sr_residual.BicubicResidual`, VDSR's
 device) with the net's last conv zero at the start, so every network starts exactly at bicubic and a budget of
 minutes on a CPU learns detail instead of first relearning the image (a 512-step ESPCN ×4 in the papers' form
-stays ~15 dB below bicubic). A2N and SCNet add a bilinear upscale of their input themselves (their papers), so
-they train in their own form. This departs from every other paper here, and the report says so.
+stays ~15 dB below bicubic). A2N and SCNet add a bilinear upscale of their input themselves (their papers); the
+residual swaps it for bicubic. This departs from every paper here, and the report says so.
 ``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look.
 
 Latency: the first seed's model, as it would ship (LoRA merged by :func:`~convzoo.deploy.lora.merge_lora`, then
@@ -31,6 +31,7 @@ import argparse
 import csv
 import html
 import io
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,7 @@ from convzoo.core.files import atomic_write_json, atomic_write_text
 from convzoo.core.options import parse_assignments
 from convzoo.registry import DATASETS, MODELS
 
-__all__ = ["SRRow", "SRStudyConfig", "main", "run_sr_study"]
+__all__ = ["SRRow", "SRStudyConfig", "SRStudyInterrupted", "main", "run_sr_study"]
 
 BICUBIC = "bicubic"
 SIZES = ("full", "tiny")
@@ -121,10 +122,9 @@ class SRStudyConfig:
     def train_config(self, model: str, scale: int, seed: int, out: Path):
         """The trainer's settings of one run: the same budget for every model."""
         from convzoo.train import TrainConfig
-        from convzoo.train.tasks.sr import OWN_SKIP
 
         options = {"scale": scale, "patch": self.patch, "sampler": self.sampler, "samples": self.samples}
-        options["residual"] = self.residual and model not in OWN_SKIP
+        options["residual"] = self.residual
         return TrainConfig(
             model=model, task="sr", options=options, data=self.data, data_root=self.data_root, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out), cfg=self.cfg(model),
@@ -167,6 +167,14 @@ class SRRow:
         if self.latency_ms is None or self.ort_ms is None or self.latency_ms <= 0:
             return None
         return self.ort_ms / self.latency_ms
+
+
+class SRStudyInterrupted(Exception):
+    """Ctrl-C stopped the run ``model`` ×``scale``; the rows finished before it are in ``results.json``."""
+
+    def __init__(self, model: str, scale: int, paths: dict[str, Path]) -> None:
+        super().__init__(f"interrupted while training {model} ×{scale}")
+        self.model, self.scale, self.paths = model, scale, paths
 
 
 class _Bicubic(nn.Module):
@@ -228,7 +236,11 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         print(f"convzoo study: error: {error}", file=sys.stderr)
         return 2
-    rows, paths, settings = run_sr_study(config)
+    try:
+        rows, paths, settings = run_sr_study(config)
+    except SRStudyInterrupted as stop:
+        print(f"convzoo study: {stop}; the finished rows are in {stop.paths['json']}", file=sys.stderr)
+        return 130
     from convzoo.profile.report import text_table
 
     print(text_table(
@@ -332,6 +344,8 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "runs").is_dir():
+        shutil.rmtree(out / "runs")  # an earlier study's runs: the trainer would append to their metrics.jsonl
     threads, threads_reason = choose_threads(config.threads)
     rows: list[SRRow] = []
     crops: dict[int, list[tuple[str, Tensor]]] = {}
@@ -351,11 +365,15 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
         bar = tqdm(runs, desc="sr study", unit="run", disable=not config.progress)
         for model, scale in bar:
             bar.set_postfix_str(f"{model} ×{scale}")
-            residual = "own bilinear" if model in OWN_SKIP else ("bicubic" if config.residual else "")
+            residual = _residual_label(config.residual, OWN_SKIP.get(model))
             row = SRRow(model, scale, residual=residual)
             results = []
             for seed in range(config.seed, config.seed + config.seeds):
                 results.append(_train(config, model, scale, seed, out / "runs" / f"{model}-x{scale}-seed{seed}"))
+                if results[-1].interrupted:
+                    bar.close()
+                    partial = asdict(config) | {"partial": True, "threads_used": used, "torch": torch.__version__}
+                    raise SRStudyInterrupted(model, scale, _write_rows(rows, partial, out))
             metrics = [r.test_metrics for r in results]
             gains = [m["psnr_gain"] for m in metrics]
             row.psnr, row.psnr_bicubic = _mean([m["psnr"] for m in metrics]), metrics[0]["psnr_bicubic"]
@@ -375,6 +393,7 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
             except Exception as error:  # noqa: BLE001 — any exporter or runtime failure is the row's status
                 row.status = f"not timed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
             rows.append(row)
+            _write_rows(rows, asdict(config) | {"partial": True, "threads_used": used, "torch": torch.__version__}, out)
         bar.close()
         for scale in config.scales:
             crops[scale].append(("HR", examples[scale][1]))
@@ -396,6 +415,13 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
     return rows, paths, settings
 
 
+def _residual_label(residual: bool, own_skip: str | None) -> str:
+    """What the row's global skip is: "bicubic", "bicubic (for its bilinear)", "own bilinear" or "" (none)."""
+    if residual:
+        return "bicubic" if own_skip is None else f"bicubic (for its {own_skip})"
+    return "" if own_skip is None else f"own {own_skip}"
+
+
 def _load_line(load: Any) -> str:
     if load is None:
         return "load unknown"
@@ -407,7 +433,7 @@ def _budget(config: SRStudyConfig) -> str:
     steps = config.epochs * -(-config.samples // config.batch_size)
     size = "registry test configs (narrow)" if config.size == "tiny" else "published configs"
     residual = (
-        "bicubic residual, last conv zero at the start (A2N/SCNet: their papers' own bilinear skip)"
+        "bicubic residual, last conv zero at the start (A2N/SCNet: it replaces their papers' bilinear skip)"
         if config.residual
         else "the papers' form (no residual)"
     )
@@ -566,8 +592,17 @@ def _residual_note(settings: dict[str, Any]) -> str:
     return (
         "The networks were trained as global residuals of bicubic (VDSR's device, not their papers' form): "
         "out = net(x) + bicubic(x), the net's last conv zero at the start, so each starts exactly at bicubic "
-        "(A2N and SCNet keep their papers' own bilinear skip instead)."
+        "(for A2N and SCNet it replaces their papers' own bilinear skip)."
     )
+
+
+def _write_rows(rows: list[SRRow], settings: dict[str, Any], out: Path) -> dict[str, Path]:
+    """``results.json`` and ``results.csv`` of the rows so far (rewritten after every run; plots come at the end)."""
+    results = {"settings": settings, "rows": [asdict(r) | {"ort_over_deploy": r.ort_over_deploy} for r in rows]}
+    return {
+        "json": atomic_write_json(out / "results.json", results),
+        "csv": atomic_write_text(out / "results.csv", _csv(rows)),
+    }
 
 
 def write_sr_study(

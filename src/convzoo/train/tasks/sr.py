@@ -12,7 +12,7 @@ starts at zero, so a fresh model returns bicubic exactly and learns only the det
 beat bicubic with it where the papers' form does not yet (a 512-step ESPCN ×4 stays ~15 dB below). The
 checkpoint's architecture records it (``"residual": true``), so ``build_from_checkpoint``, ``convzoo upscale``, the
 deploy form and the ONNX export all carry the bicubic term. Models whose papers already add an interpolated input
-(A2N and SCNet: bilinear, :data:`OWN_SKIP`) refuse it.
+(A2N and SCNet: bilinear, :data:`OWN_SKIP`) have it swapped for bicubic.
 """
 
 from __future__ import annotations
@@ -108,11 +108,6 @@ class SuperResolution(Task):
 
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
         residual = config.options["residual"]
-        if residual and config.model in OWN_SKIP:
-            raise ValueError(
-                f"train --task sr: {config.model} already adds a {OWN_SKIP[config.model]} upscale of its input (its "
-                "paper's global skip); residual=true is for models without one"
-            )
         # recorded only when on, so checkpoints written before the option rebuild as they were
         return {"model": config.model, "scale": config.options["scale"], "cfg": dict(config.cfg)} | (
             {"residual": True} if residual else {}
@@ -128,7 +123,7 @@ class SuperResolution(Task):
             last.weight.zero_()
             if last.bias is not None:
                 last.bias.zero_()
-        return BicubicResidual(net)
+        return BicubicResidual(net, own_skip=OWN_SKIP.get(architecture["model"]))
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
         lr, hr = batch  # (B, 3, P/s, P/s), (B, 3, P, P)
