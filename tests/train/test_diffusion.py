@@ -156,3 +156,12 @@ def test_loss_falls_over_epochs_and_resume_continues_exactly(tmp_path):
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert [r["test_loss"] for r in resumed.history] == losses
+
+
+def test_clipped_prediction_stays_in_range_and_agrees_with_its_noise():
+    diffusion = GaussianDiffusion()
+    x, eps = torch.full((1, 3), 0.5, dtype=torch.float64), torch.tensor([[-3.0, 0.0, 3.0]], dtype=torch.float64)
+    x0, eps_clipped = diffusion.predict_x0(x, eps, 900, clip=True)
+    assert x0.abs().max() <= 1 and x0[0, 0] == 1 and x0[0, 2] == -1
+    a = diffusion.alphas_cumprod[900].item()
+    torch.testing.assert_close(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps_clipped, x)  # still explains x_t

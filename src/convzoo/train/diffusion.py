@@ -81,22 +81,36 @@ class GaussianDiffusion:
             return [last]
         return [round(last - i * last / (steps - 1)) for i in range(steps)]
 
-    def ddim_step(self, x: Tensor, eps: Tensor, t: int, t_prev: int, eta: float, noise: Tensor | None) -> Tensor:
+    def predict_x0(self, x: Tensor, eps: Tensor, t: int, clip: bool) -> tuple[Tensor, Tensor]:
+        """``x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t``; with ``clip`` it is clamped to the data range [−1, 1] and ε̂ is
+        recomputed to agree with it (DDPM's and DiT's ``clip_denoised``)."""
+        a = self.alphas_cumprod[t].item()
+        x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        if clip:
+            x0 = x0.clamp(-1, 1)
+            eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+        return x0, eps
+
+    def ddim_step(
+        self, x: Tensor, eps: Tensor, t: int, t_prev: int, eta: float, noise: Tensor | None, clip: bool = False
+    ) -> Tensor:
         """One DDIM update from ``t`` to ``t_prev`` (``t_prev = −1``: to the data, ᾱ = 1) with noise scale ``eta``."""
         a = self.alphas_cumprod[t].item()
         a_prev = self.alphas_cumprod[t_prev].item() if t_prev >= 0 else 1.0
-        x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        x0, eps = self.predict_x0(x, eps, t, clip)
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
         x_prev = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         return x_prev + sigma * noise if sigma > 0 and noise is not None else x_prev
 
-    def ddpm_step(self, x: Tensor, eps: Tensor, t: int, t_prev: int, noise: Tensor | None) -> Tensor:
+    def ddpm_step(
+        self, x: Tensor, eps: Tensor, t: int, t_prev: int, noise: Tensor | None, clip: bool = False
+    ) -> Tensor:
         """One ancestral step: a draw of the posterior ``q(x_{t_prev} | x_t, x̂₀)`` of the respaced chain, whose
         β is ``1 − ᾱ_t / ᾱ_{t_prev}``."""
         a = self.alphas_cumprod[t].item()
         a_prev = self.alphas_cumprod[t_prev].item() if t_prev >= 0 else 1.0
         beta = 1 - a / a_prev
-        x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        x0, _ = self.predict_x0(x, eps, t, clip)
         mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(1 - beta) * (1 - a_prev) / (1 - a)) * x
         variance = beta * (1 - a_prev) / (1 - a)
         return mean + math.sqrt(variance) * noise if variance > 0 and noise is not None else mean
@@ -117,11 +131,13 @@ def sample(
     generator: torch.Generator | None = None,
     progress: Callable[[Any], Any] | None = None,
     batch_size: int = 256,
+    clip: bool = True,
 ) -> Tensor:
     """Class-conditional samples ``(N, *shape)`` in [−1, 1] for the ``(N,)`` ``labels``.
 
     ``method`` is ``"ddim"`` (with ``eta``) or ``"ddpm"``; ``guidance`` is the classifier-free scale (1: no
-    guidance, the null label is not evaluated); ``progress`` wraps the iterator over steps (a tqdm bar).
+    guidance, the null label is not evaluated); ``progress`` wraps the iterator over steps (a tqdm bar); ``clip``
+    clamps each step's predicted clean image to [−1, 1].
     """
     if method not in ("ddim", "ddpm"):
         raise ValueError(f"sample: method must be 'ddim' or 'ddpm', got {method!r}")
@@ -149,9 +165,9 @@ def sample(
                 eps[start : start + batch_size] = cfg_eps(cond, uncond, guidance)
         noise = torch.randn(x.shape, generator=generator).to(device) if t_prev >= 0 else None
         if method == "ddim":
-            x = diffusion.ddim_step(x, eps, t, t_prev, eta, noise)
+            x = diffusion.ddim_step(x, eps, t, t_prev, eta, noise, clip)
         else:
-            x = diffusion.ddpm_step(x, eps, t, t_prev, noise)
+            x = diffusion.ddpm_step(x, eps, t, t_prev, noise, clip)
     return x.clamp(-1, 1)
 
 
