@@ -9,7 +9,7 @@ beside the model (``psnr_bicubic``, ``ssim_bicubic``) and the gain ``psnr_gain``
 ``residual`` (default ``False``, as the papers train) wraps the network in a global bicubic residual
 (:class:`~convzoo.models.sr_residual.BicubicResidual`, VDSR's device: ``out = net(x) + bicubic(x)``) whose last conv
 starts at zero, so a fresh model returns bicubic exactly and learns only the detail bicubic misses; short CPU budgets
-beat bicubic with it where the papers' form does not yet (a 512-step ESPCN ×4 stays ~15 dB below). The
+beat bicubic with it where the papers' form does not yet (ESPCN ×4 after 64 steps: 15 dB below bicubic). The
 checkpoint's architecture records it (``"residual": true``), so ``build_from_checkpoint``, ``convzoo upscale``, the
 deploy form and the ONNX export all carry the bicubic term. Models whose papers already add an interpolated input
 (A2N and SCNet: bilinear, :data:`OWN_SKIP`) have it swapped for bicubic.
