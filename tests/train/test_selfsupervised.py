@@ -74,7 +74,8 @@ def test_nat_steps_keep_the_assignment_a_permutation():
 @pytest.mark.slow
 def test_rotnet_probe_beats_the_probe_on_random_features(tmp_path):
     torch.manual_seed(0)
-    random_features = linear_probe(create_model("resnet20", num_classes=4, in_chans=1, layers=(1, 1, 1)))
+    random_net = create_model("resnet20", num_classes=4, in_chans=1, layers=(1, 1, 1))
+    random_features = linear_probe(random_net, stage=-2)  # the same probe, on the same stage, untrained
     config = TrainConfig(
         model="resnet20", task="rotnet", cfg=SMALL, epochs=8, batch_size=64, out=str(tmp_path), progress=False
     )

@@ -3,8 +3,10 @@
 Every batch of ``B`` images becomes ``4B``: each image in all four rotations, labelled 0–3 (the paper's
 finding that feeding all four rotations of an image together works best); the class labels are not used. The
 network is any registered classifier with a 4-way head. Test metrics: rotation accuracy on the test split
-and ``probe_acc``, the accuracy of a linear probe (logistic regression) on its frozen pooled features, the
-recipe's yardstick (``convzoo.train.probe``).
+and ``probe_acc``, the accuracy of a linear probe (logistic regression) on its frozen features, the recipe's
+yardstick (``convzoo.train.probe``). The probe reads the pooled output of stage ``probe_stage`` (default −2, the
+second-to-last stage: the paper finds the mid-level features transfer best, the last ones being specialised to
+rotations).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class RotNet(Task):
     name = "rotnet"
     primary = "probe_acc"
     model_kinds = ("classify",)
-    options = {"probe": True}
+    options = {"probe": True, "probe_stage": -2}
 
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
         return {"model": config.model, "op": config.op, "in_chans": info.channels, "cfg": dict(config.cfg)}
@@ -58,6 +60,7 @@ class RotNet(Task):
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
         dataset = super().load(data, split, root, options)
         dataset.info.extra["probe"] = bool(options["probe"])
+        dataset.info.extra["probe_stage"] = int(options["probe_stage"])
         return dataset
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
@@ -79,7 +82,7 @@ class RotNet(Task):
             seen += labels.numel()
         metrics = {"loss": loss / seen, "rot_acc": correct / seen}
         if dataset.info.extra.get("probe", True):
-            metrics["probe_acc"] = linear_probe(model, dataset.info.name)
+            metrics["probe_acc"] = linear_probe(model, dataset.info.name, stage=dataset.info.extra["probe_stage"])
         return metrics
 
     def describe(self, architecture: dict[str, Any]) -> str:
