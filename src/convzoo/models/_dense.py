@@ -35,7 +35,7 @@ __all__ = [
     "ConvBNReLU",
 ]
 
-DENSE_KINDS = ("seg", "disparity")
+DENSE_KINDS = ("seg", "disparity", "field")
 
 
 class Backbone(nn.Module):
@@ -161,7 +161,7 @@ def register_dense(
     input_size: tuple[int, ...] = (3, 64, 64),
     test_size: int = 64,
 ) -> None:
-    """Register ``name`` as ``family(config)`` of kind ``kind`` (``"seg"`` or ``"disparity"``); keyword
+    """Register ``name`` as ``family(config)`` of kind ``kind`` (``"seg"``, ``"disparity"`` or ``"field"``); keyword
     overrides replace config fields."""
     if kind not in DENSE_KINDS:
         raise ValueError(f"register_dense: kind must be one of {', '.join(DENSE_KINDS)}, got {kind!r}")
