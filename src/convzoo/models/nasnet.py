@@ -31,6 +31,9 @@ class NASNetConfig:
     ScheduledDropPath rate of the last cell at the end of training (1 − ``drop_path_keep_prob``; the official
     mobile config trains without it, 0.0, the large one with 0.3). ``drop_rate``: dropout before the classifier
     (0.5, the official ``dense_dropout_keep_prob``). ``eps``: BatchNorm epsilon (1e-3, TensorFlow's).
+    ``skip_reduction_layer_input``: the official flag (False for Mobile, True for Large): the normal cell after
+    each in-stage reduction cell reads, as its second input, the reduction cell's second input instead of
+    the reduction cell's first (the same shapes, so the parameter count does not change).
     """
 
     num_cells: int = 4
@@ -39,6 +42,7 @@ class NASNetConfig:
     drop_path_rate: float = 0.0
     drop_rate: float = 0.5
     eps: float = 1e-3
+    skip_reduction_layer_input: bool = False
 
 
 class ScheduledDropPath(nn.Module):
@@ -266,6 +270,7 @@ class NASNetA(ConvNet):
         s = cfg.stem_filters
         self.stem = nn.Sequential(nn.Conv2d(in_chans, s, 3, 2, bias=False), ctx.bn(s))
         index = 0
+        self.skip_cells: set[str] = set()  # the normal cells that follow an in-stage reduction cell
         stem0 = ReductionCell(s, None, False, f // 4, ctx, index, "stages.0.0")
         index += 1
         stem1 = ReductionCell(stem0.out_channels, s, True, f // 2, ctx, index, "stages.1.0")
@@ -278,6 +283,7 @@ class NASNetA(ConvNet):
             if stage > 0:
                 cell = ReductionCell(cur[0], prev[0], False, filters, ctx, index, f"stages.{stage + 1}.0")
                 stages.append([cell])
+                self.skip_cells.add(f"{stage + 1}.1")
                 index += 1
                 prev, cur = (cur[0], True), (cell.out_channels, False)
             for _ in range(n):
@@ -286,6 +292,8 @@ class NASNetA(ConvNet):
                 stages[-1].append(cell)
                 index += 1
                 prev, cur = (cur[0], False), (cell.out_channels, False)
+        if not cfg.skip_reduction_layer_input:
+            self.skip_cells = set()
         self.stages = nn.ModuleList(nn.ModuleList(cells) for cells in stages)
         self.feature_info = [
             FeatureInfo(f"stages.{i}", c, r)
@@ -309,10 +317,14 @@ class NASNetA(ConvNet):
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         cur = self.stem(x)
         prev: Tensor | None = None
+        before: Tensor | None = None  # the second input of the last reduction cell
         outputs = []
-        for stage in self.stages:
-            for cell in stage:
-                cur, prev = cell(cur, prev), cur
+        for i, stage in enumerate(self.stages):
+            for j, cell in enumerate(stage):
+                second = before if f"{i}.{j}" in self.skip_cells else prev
+                if isinstance(cell, ReductionCell):
+                    before = prev
+                cur, prev = cell(cur, second), cur
             outputs.append(cur)
         return outputs
 
@@ -338,7 +350,7 @@ register_variant(
 register_variant(
     "nasnet_a_large",
     NASNetA,
-    NASNetConfig(num_cells=6, filters=168, stem_filters=96, drop_path_rate=0.3),
+    NASNetConfig(num_cells=6, filters=168, stem_filters=96, drop_path_rate=0.3, skip_reduction_layer_input=True),
     papers=("nasnet",),
     params=88_900_000,
     params_source="S26 Table 2, NASNet-A (6 @ 4032): 88.9M parameters, 23.8B mult-adds (timm nasnetalarge: 88,753,150)",
