@@ -283,17 +283,18 @@ class NASNetA(ConvNet):
             if stage > 0:
                 cell = ReductionCell(cur[0], prev[0], False, filters, ctx, index, f"stages.{stage + 1}.0")
                 stages.append([cell])
-                self.skip_cells.add(f"{stage + 1}.1")
                 index += 1
-                prev, cur = (cur[0], True), (cell.out_channels, False)
+                if cfg.skip_reduction_layer_input:  # the next cell reads the reduction cell's second input
+                    self.skip_cells.add(f"{stage + 1}.1")
+                    prev, cur = (prev[0], True), (cell.out_channels, False)
+                else:
+                    prev, cur = (cur[0], True), (cell.out_channels, False)
             for _ in range(n):
                 position = f"stages.{stage + 1}.{len(stages[-1])}"
                 cell = NormalCell(cur[0], prev[0], prev[1], filters, ctx, index, position)
                 stages[-1].append(cell)
                 index += 1
                 prev, cur = (cur[0], False), (cell.out_channels, False)
-        if not cfg.skip_reduction_layer_input:
-            self.skip_cells = set()
         self.stages = nn.ModuleList(nn.ModuleList(cells) for cells in stages)
         self.feature_info = [
             FeatureInfo(f"stages.{i}", c, r)
