@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 # setup.py builds the native extension from this source
-NATIVE_SRC := setup.py src/convzoo/csrc/binary_conv.cpp src/convzoo/csrc/sparse_pointwise.cpp
+NATIVE_SRC := setup.py src/convzoo/csrc/binary_conv.cpp src/convzoo/csrc/sparse_pointwise.cpp src/convzoo/csrc/sparse_conv3d.cpp
 
 .PHONY: setup study run test test-slow test-peer lint clean
 

@@ -1,5 +1,6 @@
 """Build of convzoo's native extensions, ``convzoo._binary_native`` (the packed XNOR convolution) and
-``convzoo._sparse_native`` (the sparse 1×1 convolution).
+``convzoo._sparse_native`` (the sparse 1×1 convolution) and ``convzoo._sparse3d_native`` (the sparse 3-D
+convolution's gather-multiply-accumulate).
 
 Metadata lives in pyproject.toml; this file only adds the extension. It is optional: the build is skipped
 when torch cannot be imported at build time (an isolated build without torch: install with
@@ -17,6 +18,7 @@ from setuptools import setup
 
 SOURCE = "src/convzoo/csrc/binary_conv.cpp"
 SPARSE_SOURCE = "src/convzoo/csrc/sparse_pointwise.cpp"
+SPARSE3D_SOURCE = "src/convzoo/csrc/sparse_conv3d.cpp"
 
 
 def _native_build():
@@ -70,14 +72,20 @@ def _native_build():
         extra_compile_args=compile_args,
         extra_link_args=["-fopenmp"] if unix else [],
     )
-    # the sparse 1x1 kernel (S107) may contract multiply-adds into FMAs: it matches the dense conv to float tolerance
+    # the sparse kernels (S107, S43) may contract multiply-adds into FMAs: they match the dense convs to float tolerance
     sparse = CppExtension(
         "convzoo._sparse_native",
         [SPARSE_SOURCE],
         extra_compile_args=["-O3", "-fopenmp"] if unix else ["/O2", "/openmp"],
         extra_link_args=["-fopenmp"] if unix else [],
     )
-    return [extension, sparse], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
+    sparse3d = CppExtension(
+        "convzoo._sparse3d_native",
+        [SPARSE3D_SOURCE],
+        extra_compile_args=["-O3", "-fopenmp"] if unix else ["/O2", "/openmp"],
+        extra_link_args=["-fopenmp"] if unix else [],
+    )
+    return [extension, sparse, sparse3d], {"build_ext": OptionalBuild.with_options(use_ninja=False)}
 
 
 ext_modules, cmdclass = _native_build()

@@ -16,7 +16,8 @@ A *rulebook* lists, for every kernel tap, the pairs (input row, output row) it c
 coordinates and the geometry, so it is built once per coordinate tensor and reused by every layer and every
 call that sees the same ``coords`` tensor (:func:`rulebook`: a cache keyed on the tensor's identity, dropped
 with the tensor and rebuilt after an in-place change). The convolution is gather → matrix product → scatter-add
-per tap, in PyTorch, so autograd gives the gradients for features and weights.
+per tap (or, where most taps of most sites are active, one gather of the neighbourhoods and one GEMM), in
+PyTorch, so autograd gives the gradients for features and weights.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
 from convzoo.core.validate import check_choice, check_int, check_odd
+from convzoo.kernels import sparse_conv3d_native
 from convzoo.registry import OPS
 
 __all__ = ["Voxels", "Rulebook", "rulebook", "sparse_conv3d", "SparseConv3d", "to_dense", "from_dense"]
 
 NAME = "sparse_conv3d"
 MODES = ("submanifold", "regular")
+DENSE_TABLE = 0.25  # pairs / (outputs · taps) from which one gather + one GEMM beats per-tap products
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,32 @@ def _lookup(sorted_keys: Tensor, order: Tensor, query: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Rulebook:
-    """Per kernel tap ``t`` (row-major over ``(kx, ky, kz)``): ``pairs[t] = (in_rows, out_rows)``; the output
-    ``coords (M_out, 4)`` and grid ``shape``."""
+    """The pairs (input row, output row) of every kernel tap, grouped by tap (row-major over ``(kx, ky, kz)``):
+    ``in_rows (P,)``, ``out_rows (P,)`` and ``counts`` (pairs per tap, summing to P); the same as a neighbour
+    ``table (M_out, T)``; the output ``coords (M_out, 4)`` and grid ``shape``."""
 
-    pairs: tuple[tuple[Tensor, Tensor], ...]
+    in_rows: Tensor
+    out_rows: Tensor
+    counts: tuple[int, ...]
     coords: Tensor
     shape: tuple[int, int, int]
+    table: Tensor  # (M_out, T): the input row of each output's tap, M_in where it has none
+
+    @classmethod
+    def from_pairs(
+        cls, tap: Tensor, in_rows: Tensor, out_rows: Tensor, taps: int, inputs: int, coords: Tensor, shape
+    ) -> Rulebook:
+        """From unordered pairs ``(tap, in_row, out_row)`` among ``inputs`` input rows."""
+        order = torch.sort(tap, stable=True).indices
+        counts = torch.bincount(tap, minlength=taps).tolist()
+        table = torch.full((coords.shape[0], taps), inputs, dtype=torch.int64)
+        table[out_rows, tap] = in_rows
+        return cls(in_rows[order], out_rows[order], tuple(counts), coords, tuple(shape), table)
+
+    @property
+    def pairs(self) -> tuple[tuple[Tensor, Tensor], ...]:
+        """``(in_rows, out_rows)`` of each tap."""
+        return tuple(zip(self.in_rows.split(self.counts), self.out_rows.split(self.counts), strict=True))
 
 
 def _offsets(kernel_size: Sequence[int]) -> Tensor:
@@ -121,9 +144,8 @@ def _submanifold(coords: Tensor, shape, batch_size, kernel_size, dilation) -> Ru
     query = _keys(torch.cat([coords[None, :, :1].expand(len(taps), -1, -1), neighbour], -1).view(-1, 4), shape)
     rows = _lookup(keys, order, query).view(len(taps), -1)  # (T, M): input row feeding output row m
     rows = torch.where(inside, rows, -1)
-    out_rows = torch.arange(coords.shape[0])
-    pairs = tuple((rows[t][rows[t] >= 0], out_rows[rows[t] >= 0]) for t in range(len(taps)))
-    return Rulebook(pairs, coords, tuple(shape))
+    tap, out_rows = (rows >= 0).nonzero(as_tuple=True)  # tap-major
+    return Rulebook.from_pairs(tap, rows[tap, out_rows], out_rows, len(taps), len(coords), coords, shape)
 
 
 def _regular(coords: Tensor, shape, batch_size, kernel_size, stride, padding, dilation) -> Rulebook:
@@ -148,8 +170,7 @@ def _regular(coords: Tensor, shape, batch_size, kernel_size, stride, padding, di
     unique_keys, out_index = torch.unique(out_keys, sorted=True, return_inverse=True)
     site = torch.empty(unique_keys.numel(), 4, dtype=torch.int64)
     site[out_index] = out_coords
-    pairs = tuple((in_index[tap_index == t], out_index[tap_index == t]) for t in range(len(taps)))
-    return Rulebook(pairs, site, out_shape)
+    return Rulebook.from_pairs(tap_index, in_index, out_index, len(taps), len(coords), site, out_shape)
 
 
 _CACHE: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -195,13 +216,32 @@ def rulebook(
 
 def sparse_conv3d(feats: Tensor, weight: Tensor, book: Rulebook, bias: Tensor | None = None) -> Tensor:
     """Features ``(M_in, C_in)`` → ``(M_out, C_out)`` along ``book``; ``weight (C_out, C_in, kx, ky, kz)`` as
-    ``conv3d``'s, ``bias (C_out,)`` added at every output site."""
+    ``conv3d``'s, ``bias (C_out,)`` added at every output site.
+
+    Without autograd, float32 and the native kernel built (:mod:`convzoo.kernels.sparse_conv3d_native`): one fused
+    pass over the neighbour table. Otherwise, in PyTorch: sparse rulebooks run one gather of every pair's input row,
+    one matrix product per tap on its slice and one scatter-add; dense ones (at least a quarter of the table
+    active) one gather of the ``(M_out, T, C_in)`` neighbourhoods (a zero row where a tap has no input) and one
+    ``(M_out, T·C_in) @ (T·C_in, C_out)`` product.
+    """
     c_out = weight.shape[0]
     taps = weight.flatten(2).permute(2, 1, 0)  # (T, C_in, C_out)
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (feats, weight, bias))
+    if sparse_conv3d_native.available() and not wants_grad and feats.dtype == weight.dtype == torch.float32:
+        return sparse_conv3d_native.gather_conv(
+            feats.contiguous(), book.table, taps.contiguous(), None if bias is None else bias.contiguous()
+        )
+    if book.in_rows.numel() >= DENSE_TABLE * book.table.numel():
+        padded = torch.cat([feats, feats.new_zeros(1, feats.shape[1])])  # (M_in + 1, C_in)
+        rows = padded.index_select(0, book.table.flatten())  # (M_out · T, C_in)
+        neighbourhoods = rows.view(len(book.table), book.table.shape[1] * feats.shape[1])  # (M_out, T·C_in)
+        out = neighbourhoods @ taps.reshape(-1, c_out)  # (M_out, C_out)
+        return out if bias is None else out + bias
+    gathered = feats.index_select(0, book.in_rows)  # (P, C_in), grouped by tap
+    products = [part @ taps[t] for t, part in enumerate(gathered.split(book.counts)) if part.shape[0]]
     out = feats.new_zeros(book.coords.shape[0], c_out)
-    for t, (in_rows, out_rows) in enumerate(book.pairs):
-        if in_rows.numel():
-            out = out.index_add(0, out_rows, feats.index_select(0, in_rows) @ taps[t])
+    if products:
+        out = out.index_add(0, book.out_rows, torch.cat(products))  # (M_out, C_out)
     return out if bias is None else out + bias
 
 

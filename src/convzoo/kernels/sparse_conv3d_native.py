@@ -1,0 +1,57 @@
+"""The native gather-multiply-accumulate of the sparse 3-D convolution (``convzoo._sparse3d_native``, C++), when the
+package build compiled it (S43, inference).
+
+``gather_conv(feats (M_in, C_in), table (M_out, T), weight (T, C_in, C_out), bias)`` → ``(M_out, C_out)``:
+``out[m] = bias + Σ_t feats[table[m, t]] @ weight[t]`` over the taps whose ``table`` entry is below ``M_in`` (the
+rulebook's neighbour table). Each output row accumulates in registers, so nothing of size ``M_out · T · C_in`` is
+written (the PyTorch paths gather pairs or neighbourhoods first). AVX-512F where the CPU has it, a portable build
+of the same loop elsewhere (:func:`isa`); rows are shared among torch's intra-op threads. No autograd:
+:func:`convzoo.ops.sparse_conv3d.sparse_conv3d` calls it only when no gradient is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from torch import Tensor
+
+__all__ = ["available", "unavailable_reason", "isa", "set_isa", "gather_conv"]
+
+try:
+    _native = importlib.import_module("convzoo._sparse3d_native")
+except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
+    _native = None
+    _REASON = f"{type(error).__name__}: {error}"
+else:
+    _REASON = ""
+
+
+def available() -> bool:
+    """Whether the native extension loaded."""
+    return _native is not None
+
+
+def unavailable_reason() -> str:
+    """Why the extension did not load ("" when it did)."""
+    return _REASON
+
+
+def _require():
+    if _native is None:
+        raise RuntimeError(f"sparse conv3d native: the extension is not available ({_REASON})")
+    return _native
+
+
+def isa() -> str:
+    """The instruction set the native kernel runs with (``avx512f`` or ``portable``)."""
+    return _require().isa()
+
+
+def set_isa(name: str) -> None:
+    """Run with ``"portable"`` or this CPU's best instruction set; others raise."""
+    _require().set_isa(name)
+
+
+def gather_conv(feats: Tensor, table: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """See the module docstring; every tensor float32 (``table`` int64) and contiguous."""
+    return _require().gather_conv(feats, table, weight, bias)
