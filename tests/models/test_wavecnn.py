@@ -12,13 +12,16 @@ from convzoo.train.tasks.field import score_field
 
 def test_plain_and_cp_forms_and_their_parameter_counts():
     plain = create_dense("wavecnn", channels=8, depth=3, kernel_size=5)
-    assert sum(p.numel() for p in plain.parameters()) == (2 * 8 * 25 + 8) + (8 * 8 * 25 + 8) + (8 * 25 + 1)
+    assert (
+        sum(p.numel() for p in plain.parameters()) == (2 * 8 * 25 + 8) + (8 * 8 * 25 + 8) + (8 * 25 + 1) + 1
+    )  # + gain
     cp = create_dense("wavecnn", channels=8, depth=3, kernel_size=5, op="cp", rank=4)
     # each CP conv: R·(C_in + C_out + k + k) + C_out bias, with R = min(rank, C_in, C_out)
-    expected = 2 * (2 + 8 + 10) + 8 + 4 * (8 + 8 + 10) + 8 + 1 * (8 + 1 + 10) + 1
+    expected = 2 * (2 + 8 + 10) + 8 + 4 * (8 + 8 + 10) + 8 + 1 * (8 + 1 + 10) + 1 + 1
     assert sum(p.numel() for p in cp.parameters()) == expected
     x = torch.randn(2, 2, 11, 13)
     assert plain(x).shape == cp(x).shape == (2, 1, 11, 13)
+    assert torch.equal(cp(x), x[:, 1:])  # starts as persistence
     with pytest.raises(ValueError, match="rank=4 is the rank of op='cp'"):
         create_dense("wavecnn", rank=4)
 

@@ -3,7 +3,9 @@ simulators") and its a-priori CP-compressed form (``op="cp"``).
 
 ``(N, 2, H, W)`` — the two latest frames ``(u⁻, u)`` of a wave field — → the next frame ``(N, 1, H, W)``, any size:
 ``depth`` same-padded ``kernel_size``² convolutions (ReLU between them, ``channels`` wide) predict the change
-``u⁺ − u``, added to ``u``. ``op="cp"`` builds every convolution as the CP-decomposed convolution of rank ``rank``
+``u⁺ − u``, scaled by a learned gain that starts at 0 (so every form starts as persistence, ``u⁺ = u``,
+whatever its initial scale; a CP product of random factors starts far larger than a conv) and added to ``u``.
+``op="cp"`` builds every convolution as the CP-decomposed convolution of rank ``rank``
 (1×1 to R channels, one depthwise one-way filter per axis, 1×1 out: trained in that form from the start, the
 paper's *a priori* compression), so the study compares error against parameters of the two forms.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_odd
@@ -63,9 +66,10 @@ class WaveCNN(nn.Module):
             if i < len(widths) - 2:
                 layers.append(nn.ReLU(inplace=True))
         self.body = nn.Sequential(*layers)
+        self.gain = nn.Parameter(torch.zeros(1))  # starts as persistence (u⁺ = u), whatever the op's init scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return x[:, -1:] + self.body(x)  # (N, 1, H, W): u + predicted change
+        return x[:, -1:] + self.gain * self.body(x)  # (N, 1, H, W): u + predicted change
 
 
 register_dense(
