@@ -188,3 +188,23 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, monk
         assert torch.equal(a, b), f"{name} differs after resuming"
     for key in ("test_acc", "train_loss", "train_acc", "step"):
         assert [h[key] for h in straight.history] == [h[key] for h in resumed.history], key
+
+
+def test_a_model_with_a_training_schedule_is_told_the_progress_every_step():
+    from convzoo.train.tasks.classify import Classify
+
+    seen = []
+    real_create = Classify.create
+
+    def create(self, architecture):
+        model = real_create(self, architecture)
+        model.set_training_progress = seen.append
+        return model
+
+    Classify.create = create
+    try:
+        train(TrainConfig(model="resnet20", cfg=SMALL, epochs=2, batch_size=512, progress=False))
+    finally:
+        Classify.create = real_create
+    steps = len(seen)
+    assert steps == 2 * 3 and seen == [step / steps for step in range(steps)]  # digits: 1,347 / 512 → 3 batches

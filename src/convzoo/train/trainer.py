@@ -295,6 +295,7 @@ def train(
                 f"train: {str(out)!r} already finished {start_epoch} epochs; pass more than {start_epoch} to continue"
             )
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    scheduled = getattr(model, "set_training_progress", None)  # a model whose regulariser is scheduled over training
 
     if rank == 0 and out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -338,6 +339,8 @@ def train(
                 if batch_index < skip:
                     continue  # the data order of an epoch is fixed by its seed: these were trained already
                 batch = task.to_device(batch, device)
+                if scheduled is not None:  # ScheduledDropPath (S26) and the like: rates follow training progress
+                    scheduled(min(1.0, step / max(total_steps, 1)))
                 with autocast:
                     loss, batch_sums = task.step(net, batch, config)
                 optimizer.zero_grad(set_to_none=True)
