@@ -50,7 +50,8 @@ class ScheduledDropPath(nn.Module):
 
     ``layer_ratio`` = (cell index + 1) / (number of cells, the stem's and reduction cells counted), so deeper
     cells drop more; ``t`` = ``progress`` ∈ [0, 1], the fraction of training done (clipped at 1), set through
-    :meth:`NASNetA.set_training_progress` (``convzoo.train`` calls it before every step). The kept samples are scaled by 1 / (1 − p). Identity in eval mode.
+    :meth:`NASNetA.set_training_progress` (``convzoo.train`` calls it before every step). The kept samples are
+    scaled by 1 / (1 − p). Identity in eval mode.
     """
 
     def __init__(self, rate: float, layer_ratio: float) -> None:
