@@ -81,7 +81,9 @@ def predict(checkpoint: str | Path, images: Sequence[str | Path], top_k: int = 5
     if saved.task != "classify":
         raise ValueError(
             f"predict: {str(checkpoint)!r} is a {saved.task} checkpoint; predict names the classes of a classifier"
-            + (" (upscale an image with convzoo upscale)" if saved.task == "sr" else "")
+            + {"sr": " (upscale an image with convzoo upscale)", "seg": " (segment an image with convzoo segment)"}.get(
+                saved.task, ""
+            )
         )
     data = saved.meta.get("data", {})
     if not data.get("image_size"):
