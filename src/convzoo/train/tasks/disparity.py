@@ -62,6 +62,7 @@ class Disparity(Task):
 
     name = "disparity"
     primary = "epe"
+    default_data = "random-dots"
     higher_is_better = False
     model_kinds = ("disparity",)
     unit = "stereo pairs"

@@ -47,6 +47,7 @@ class Field(Task):
 
     name = "field"
     primary = "rel_l2"
+    default_data = "wave"
     higher_is_better = False
     model_kinds = ("field",)
     unit = "frame pairs"

@@ -57,6 +57,7 @@ class Segmentation(Task):
 
     name = "seg"
     primary = "miou"
+    default_data = "shapes"
     model_kinds = ("seg",)
     options = {"ignore_index": 255}
     recipe = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4}
