@@ -55,6 +55,7 @@ class Audio(Task):
 
     name = "audio"
     primary = "acc"
+    default_data = "synth-sounds"
     model_kinds = ("audio",)
     options = {"per_class": 0, "gain_db": 6.0}
     # AdamW: the audio nets here start from a raw waveform, where SGD at the image recipe's 0.05 diverges
