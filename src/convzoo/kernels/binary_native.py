@@ -12,36 +12,29 @@ These wrappers take and return the layouts of the pure-PyTorch path: 1-, 2- or 3
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from torch import Tensor
 
+from convzoo.kernels._native import NativeExtension
+
 __all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "window_mean", "prepare", "conv"]
 
-try:
-    _native = importlib.import_module("convzoo._binary_native")
-except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
-    _native = None
-    _REASON = f"{type(error).__name__}: {error}"
-else:
-    _REASON = ""
+_EXTENSION = NativeExtension("convzoo._binary_native", "binary native")
 
 
 def available() -> bool:
     """Whether the native extension loaded."""
-    return _native is not None
+    return _EXTENSION.available()
 
 
 def unavailable_reason() -> str:
     """Why the extension did not load ("" when it did)."""
-    return _REASON
+    return _EXTENSION.reason
 
 
 def _require():
-    if _native is None:
-        raise RuntimeError(f"binary native: the extension is not available ({_REASON})")
-    return _native
+    return _EXTENSION.require()
 
 
 def isa() -> str:

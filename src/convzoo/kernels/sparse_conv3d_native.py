@@ -11,35 +11,27 @@ of the same loop elsewhere (:func:`isa`); rows are shared among torch's intra-op
 
 from __future__ import annotations
 
-import importlib
-
 from torch import Tensor
+
+from convzoo.kernels._native import NativeExtension
 
 __all__ = ["available", "unavailable_reason", "isa", "set_isa", "gather_conv"]
 
-try:
-    _native = importlib.import_module("convzoo._sparse3d_native")
-except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
-    _native = None
-    _REASON = f"{type(error).__name__}: {error}"
-else:
-    _REASON = ""
+_EXTENSION = NativeExtension("convzoo._sparse3d_native", "sparse conv3d native")
 
 
 def available() -> bool:
     """Whether the native extension loaded."""
-    return _native is not None
+    return _EXTENSION.available()
 
 
 def unavailable_reason() -> str:
     """Why the extension did not load ("" when it did)."""
-    return _REASON
+    return _EXTENSION.reason
 
 
 def _require():
-    if _native is None:
-        raise RuntimeError(f"sparse conv3d native: the extension is not available ({_REASON})")
-    return _native
+    return _EXTENSION.require()
 
 
 def isa() -> str:

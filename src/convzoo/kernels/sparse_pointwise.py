@@ -21,38 +21,31 @@ paper's block variants are not).
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from convzoo.kernels._native import NativeExtension
+
 __all__ = ["CSRWeight", "available", "unavailable_reason", "isa", "set_isa", "pointwise", "pointwise_torch"]
 
-try:
-    _native = importlib.import_module("convzoo._sparse_native")
-except ImportError as error:  # not built (no compiler, isolated build) or built against another torch
-    _native = None
-    _REASON = f"{type(error).__name__}: {error}"
-else:
-    _REASON = ""
+_EXTENSION = NativeExtension("convzoo._sparse_native", "sparse pointwise")
 
 
 def available() -> bool:
     """Whether the native extension loaded."""
-    return _native is not None
+    return _EXTENSION.available()
 
 
 def unavailable_reason() -> str:
     """Why the extension did not load ("" when it did)."""
-    return _REASON
+    return _EXTENSION.reason
 
 
 def _require():
-    if _native is None:
-        raise RuntimeError(f"sparse pointwise: the native extension is not available ({_REASON})")
-    return _native
+    return _EXTENSION.require()
 
 
 def isa() -> str:
@@ -133,7 +126,7 @@ def pointwise(x: Tensor, weight: CSRWeight, bias: Tensor | None = None, *, nativ
     ``native``: ``None`` runs the native kernel when it is built, ``True`` requires it, ``False`` runs
     :func:`pointwise_torch`.
     """
-    if native is False or (native is None and _native is None):
+    if native is False or (native is None and not _EXTENSION.available()):
         return pointwise_torch(x, weight, bias)
     rows = _rows(x, weight).contiguous()
     out = _require().pointwise(rows, weight.row_ptr, weight.cols, weight.values, None if bias is None else bias.float())
