@@ -68,5 +68,5 @@ def test_usage_errors_exit_2_with_one_line(run, tmp_path, capsys):
     assert main(["train", "--task", "audio", "--model", "resnet20", "--out", str(tmp_path / "x")]) == 2
     assert "task 'audio' trains audio models" in capsys.readouterr().err
     sized = ["--option", "per_class=5", "--out", str(tmp_path)]
-    assert main(["train", "--task", "audio", "--model", "aclnet", *sized]) == 2
+    assert main(["train", "--task", "audio", "--model", "aclnet", "--data", "digits", *sized]) == 2
     assert "per_class sizes synth-sounds only" in capsys.readouterr().err
