@@ -31,9 +31,15 @@ from convzoo.registry import MODELS, TASKS
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
 
-__all__ = ["Task", "Batch", "get_task", "task_names"]
+__all__ = ["Task", "Batch", "config_overrides", "get_task", "task_names"]
 
 Batch = tuple[Tensor, ...]
+
+
+def config_overrides(architecture: dict[str, Any]) -> dict[str, Any]:
+    """The model config overrides ``architecture["cfg"]`` as ``create_model`` takes them: a checkpoint's JSON turned
+    tuples into lists, and config fields hold tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
 
 
 class Task:

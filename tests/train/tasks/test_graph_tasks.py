@@ -1,7 +1,6 @@
 """The node and recommend tasks: graph models through the one trainer, metrics and checkpoints."""
 
 import pytest
-import torch
 
 from convzoo.data.graphs import karate_club
 from convzoo.data.movielens import synthetic_interactions
@@ -62,4 +61,3 @@ def test_recommend_at_another_k(tmp_path):
     users, items = result.model.embeddings()
     recall, _ = recall_ndcg_at_k((users @ items.T).detach(), synthetic_interactions(), 5)
     assert result.test_metrics["recall"] == pytest.approx(recall)
-    torch.manual_seed(0)

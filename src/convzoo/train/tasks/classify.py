@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.evaluate import evaluate
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -38,7 +38,7 @@ class Classify(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}  # JSON
+        cfg = config_overrides(architecture)
         return create_model(
             architecture["model"],
             num_classes=architecture["num_classes"],

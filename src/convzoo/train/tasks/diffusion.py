@@ -21,7 +21,7 @@ from convzoo.data.base import TensorImageDataset, load_dataset
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.diffusion import GaussianDiffusion
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -78,7 +78,7 @@ class Diffusion(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
+        cfg = config_overrides(architecture)
         return create_model(
             architecture["model"],
             **{

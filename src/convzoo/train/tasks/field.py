@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convzoo.models._dense import create_dense
 from convzoo.registry import TASKS
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -63,7 +63,7 @@ class Field(Task):
         return {"model": config.model, "op": config.op, "in_chans": info.channels, "cfg": dict(config.cfg)}
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}  # JSON
+        cfg = config_overrides(architecture)
         return create_dense(architecture["model"], in_chans=architecture["in_chans"], op=architecture.get("op"), **cfg)
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:

@@ -25,7 +25,7 @@ from convzoo.core.validate import check_int
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.probe import linear_probe
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -122,7 +122,7 @@ class NoiseAsTargets(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
+        cfg = config_overrides(architecture)
         backbone = create_model(
             architecture["model"], num_classes=0, in_chans=architecture["in_chans"], op=architecture["op"], **cfg
         )

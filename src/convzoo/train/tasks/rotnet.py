@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.probe import linear_probe
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -52,7 +52,7 @@ class RotNet(Task):
         return {"model": config.model, "op": config.op, "in_chans": info.channels, "cfg": dict(config.cfg)}
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
+        cfg = config_overrides(architecture)
         return create_model(
             architecture["model"], num_classes=4, in_chans=architecture["in_chans"], op=architecture["op"], **cfg
         )

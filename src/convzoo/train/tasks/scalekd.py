@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convzoo.models import create_model
 from convzoo.registry import TASKS
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 from convzoo.train.tasks.distill import check_teacher, distill_kl, load_teacher
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class ScaleKD(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
+        cfg = config_overrides(architecture)
         student = create_model(
             architecture["model"],
             num_classes=architecture["num_classes"],

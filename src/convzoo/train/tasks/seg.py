@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from convzoo.core.validate import check_int
 from convzoo.models._dense import create_dense
 from convzoo.registry import TASKS
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -85,7 +85,7 @@ class Segmentation(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}  # JSON
+        cfg = config_overrides(architecture)
         return create_dense(
             architecture["model"],
             num_classes=architecture["num_classes"],

@@ -26,7 +26,7 @@ from convzoo.models import create_model
 from convzoo.models.spark import SparK, random_active
 from convzoo.registry import TASKS
 from convzoo.train.checkpoint import build_from_checkpoint
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 from convzoo.train.tasks.classify import Classify
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class SparkPretrain(Task):
         }
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}  # JSON
+        cfg = config_overrides(architecture)
         backbone = create_model(
             architecture["model"], num_classes=architecture["num_classes"], in_chans=architecture["in_chans"], **cfg
         )

@@ -32,7 +32,7 @@ from convzoo.data.sr_metrics import bicubic_upscale, psnr_y, ssim_y
 from convzoo.models import create_model
 from convzoo.models.sr_residual import BicubicResidual
 from convzoo.registry import DATASETS, TASKS
-from convzoo.train.task import Batch, Task
+from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
@@ -114,7 +114,7 @@ class SuperResolution(Task):
         )
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.get("cfg", {}).items()}
+        cfg = config_overrides(architecture)
         net = create_model(architecture["model"], scale=architecture["scale"], **cfg)
         if not architecture.get("residual", False):
             return net
