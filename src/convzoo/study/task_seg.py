@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from convzoo.core.files import atomic_write_json, atomic_write_text
-from convzoo.core.options import parse_assignments
 from convzoo.registry import DATASETS, MODELS, OPS
+from convzoo.study.task_args import given_settings, model_names, refuse_flags, task_options
 
 __all__ = ["SegStudyConfig", "SegRow", "main", "run_seg_study", "parse_entry", "pareto"]
 
@@ -119,27 +119,14 @@ class SegRow:
 
 def config_from_args(args: argparse.Namespace) -> SegStudyConfig:
     """The study of ``convzoo study --task seg``'s namespace; ``ValueError`` names a bad option."""
-    options = parse_assignments(args.option or [])
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"study --task seg: no option {', '.join(map(repr, unknown))} (its options: {', '.join(OPTIONS)})"
-        )
-    for name in ("model", "ops", "recipe"):
-        if getattr(args, name, None) is not None:
-            raise ValueError(f"study --task seg: --{name} is not for the seg study; name models with --models")
-    models = () if args.models is None else tuple(m.strip() for m in args.models.split(",") if m.strip())
-    given = {
-        "epochs": args.epochs, "batch_size": getattr(args, "batch_size", None), "lr": getattr(args, "lr", None),
-        "seeds": args.seeds, "out": args.out, "threads": args.threads, "repeats": getattr(args, "repeats", None),
-        "data": args.data,
-    }  # fmt: skip
+    options = task_options(args, "seg", OPTIONS)
+    refuse_flags(args, "seg", ("model", "ops", "recipe"), "name models with --models")
     return SegStudyConfig(
-        models=models,
+        models=model_names(args),
         data_root=args.data_root,
         seed=args.seed,
         progress=not args.no_progress,
-        **{k: v for k, v in given.items() if v is not None},
+        **given_settings(args),
         **options,
     )
 

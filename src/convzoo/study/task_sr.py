@@ -45,8 +45,8 @@ import torch
 from torch import Tensor, nn
 
 from convzoo.core.files import atomic_write_json, atomic_write_text
-from convzoo.core.options import parse_assignments
 from convzoo.registry import DATASETS, MODELS
+from convzoo.study.task_args import given_settings, model_names, refuse_flags, task_options
 
 __all__ = ["SRRow", "SRStudyConfig", "SRStudyInterrupted", "main", "run_sr_study"]
 
@@ -196,17 +196,10 @@ class _Bicubic(nn.Module):
 
 def config_from_args(args: argparse.Namespace) -> SRStudyConfig:
     """The study of ``convzoo study --task sr``'s namespace; ``ValueError`` names a bad option."""
-    options = parse_assignments(args.option or [])
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"study --task sr: no option {', '.join(map(repr, unknown))} (its options: {', '.join(OPTIONS)})"
-        )
+    options = task_options(args, "sr", OPTIONS)
     if "scale" in options and "scales" in options:
         raise ValueError("study --task sr: give scale=N or scales=A,B, not both")
-    for name in ("model", "ops", "recipe"):
-        if getattr(args, name, None) is not None:
-            raise ValueError(f"study --task sr: --{name} is not for the sr study; name the networks with --models")
+    refuse_flags(args, "sr", ("model", "ops", "recipe"), "name the networks with --models")
     if getattr(args, "cfg", None):
         raise ValueError("study --task sr: --cfg is not for the sr study (option size=tiny trains narrow models)")
     if "scale" in options:
@@ -214,18 +207,13 @@ def config_from_args(args: argparse.Namespace) -> SRStudyConfig:
     else:
         scales = options.pop("scales", (2, 4))
         scales = scales if isinstance(scales, tuple) else (scales,)
-    models = () if args.models is None else tuple(m.strip() for m in args.models.split(",") if m.strip())
-    given = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seeds": args.seeds, "out": args.out,
-        "threads": args.threads, "repeats": args.repeats, "data": args.data,
-    }  # fmt: skip
     return SRStudyConfig(
-        models=models,
+        models=model_names(args),
         scales=scales,
         data_root=args.data_root,
         seed=args.seed,
         progress=not args.no_progress,
-        **{k: v for k, v in given.items() if v is not None},
+        **given_settings(args),
         **options,
     )
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from convzoo.core.files import atomic_write_json, atomic_write_text
-from convzoo.core.options import parse_assignments
+from convzoo.study.task_args import given_settings, task_options
 
 __all__ = ["WaveStudyConfig", "WaveRow", "main", "run_wave_study"]
 
@@ -73,19 +73,11 @@ def _std(row: WaveRow) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> WaveStudyConfig:
-    options = parse_assignments(args.option or [])
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"study --task wave: no option {', '.join(map(repr, unknown))} (its options: {', '.join(OPTIONS)})"
-        )
+    options = task_options(args, "wave", OPTIONS)
     if "ranks" in options and not isinstance(options["ranks"], tuple):
         options["ranks"] = (options["ranks"],)
-    given = {"epochs": args.epochs, "batch_size": getattr(args, "batch_size", None), "seeds": args.seeds,
-             "out": args.out, "threads": args.threads}  # fmt: skip
-    return WaveStudyConfig(
-        seed=args.seed, progress=not args.no_progress, **{k: v for k, v in given.items() if v is not None}, **options
-    )
+    given = given_settings(args, ("epochs", "batch_size", "seeds", "out", "threads"))
+    return WaveStudyConfig(seed=args.seed, progress=not args.no_progress, **given, **options)
 
 
 def main(args: argparse.Namespace) -> int:
