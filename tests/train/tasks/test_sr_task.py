@@ -79,3 +79,15 @@ def test_samplingaug_is_the_training_sampler_on_request(tmp_path):
     assert TrainConfig(task="sr", model="espcn").data == "sr-photos"  # the task's embedded default
     with pytest.raises(ValueError, match="draws from the sr-photos images, not 'digits'"):
         train(TrainConfig(task="sr", model="espcn", data="digits", options={"sampler": "uniform"}, progress=False))
+
+
+def test_the_bicubic_baseline_given_once_equals_the_one_scored_beside_the_model():
+    from convzoo.data.base import load_dataset
+    from convzoo.models import create_model
+
+    test = load_dataset("sr-photos", "test", scale=2, patch=96)
+    model = create_model("espcn", scale=2).eval()
+    fresh = score_sr(model, test, 2)
+    baseline = score_sr(Bicubic(), test, 2)
+    reused = score_sr(model, test, 2, bicubic={"psnr": baseline["psnr"], "ssim": baseline["ssim"]})
+    assert reused == pytest.approx(fresh)
