@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from convzoo.models import create_model
 from convzoo.train import CheckpointError, TrainConfig, build_from_checkpoint, read_checkpoint, train
 from convzoo.train.checkpoint import load_weights
-from convzoo.train.trainer import warmup_cosine
+from convzoo.train.trainer import warmup_cosine, warmup_steps_decay
 
 SMALL = {"layers": (1, 1, 1)}  # a ResNet-8 with the CIFAR ResNet layout, for fast runs
 
@@ -208,3 +208,55 @@ def test_a_model_with_a_training_schedule_is_told_the_progress_every_step():
         Classify.create = real_create
     steps = len(seen)
     assert steps == 2 * 3 and seen == [step / steps for step in range(steps)]  # digits: 1,347 / 512 → 3 batches
+
+
+def test_step_schedule_drops_the_rate_at_the_given_fractions(tmp_path):
+    factor = warmup_steps_decay(total_steps=100, warmup_steps=4, fractions=(0.5, 0.75), gamma=0.1)
+    assert [factor(s) for s in (0, 3, 4, 49)] == pytest.approx([0.25, 1.0, 1.0, 1.0])
+    assert [factor(s) for s in (50, 74, 75, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    config = TrainConfig(
+        model="resnet20", cfg=SMALL, epochs=4, lr=0.2, warmup_epochs=0, schedule="step", lr_steps=(0.5,), progress=False
+    )
+    result = train(config)  # the rate each epoch ended with: 0.2 before half the steps, 0.02 from there on
+    assert [h["lr"] for h in result.history] == pytest.approx([0.2, 0.02, 0.02, 0.02])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"schedule": "linear"}, r"schedule must be one of cosine, step, got 'linear'"),
+        ({"schedule": "step"}, r"schedule='step' needs lr_steps"),
+        ({"schedule": "step", "lr_steps": (0.75, 0.5)}, r"lr_steps must be increasing fractions .* got \(0.75, 0.5\)"),
+        ({"schedule": "step", "lr_steps": (1.5,)}, r"lr_steps must be increasing fractions"),
+        ({"lr_steps": (0.5,)}, r"lr_steps is for schedule='step', not 'cosine'"),
+        ({"schedule": "step", "lr_steps": (0.5,), "lr_gamma": 2.0}, r"lr_gamma must be in \(0, 1\), got 2.0"),
+        ({"options": {"augment": "mixup"}}, r"augment option must be one of 'none', 'crop-flip', got 'mixup'"),
+    ],
+)
+def test_bad_schedules_and_augmentations_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_augmented_step_scheduled_run_resumes_exactly(tmp_path):
+    common = {
+        "model": "resnet20", "cfg": SMALL, "progress": False, "schedule": "step", "lr_steps": (0.5,),
+        "nesterov": False, "options": {"augment": "crop-flip", "pad": 2}, "data": "digits",
+    }  # fmt: skip
+    straight = train(TrainConfig(epochs=2, out=str(tmp_path / "a"), **common))
+    train(TrainConfig(epochs=2, out=str(tmp_path / "b"), **common), on_epoch_end=lambda record: False)
+    resumed = train(TrainConfig(epochs=2, out=str(tmp_path / "b"), **common), resume=True)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    plain = train(TrainConfig(epochs=1, **{**common, "options": {}}))
+    assert plain.history[0]["train_loss"] != straight.history[0]["train_loss"]  # the augmentation was applied
+
+
+def test_a_classify_checkpoint_saved_before_its_options_existed_resumes(tmp_path):
+    train(TrainConfig(model="resnet20", cfg=SMALL, epochs=1, out=str(tmp_path), progress=False))
+    meta_path = tmp_path / "checkpoint" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta["train_config"]["options"] = {}  # as written before classify had options
+    meta_path.write_text(json.dumps(meta))
+    resumed = train(TrainConfig(model="resnet20", cfg=SMALL, epochs=2, out=str(tmp_path), progress=False), resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]

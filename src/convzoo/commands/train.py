@@ -27,7 +27,11 @@ def run_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        nesterov=not args.classical_momentum,
         warmup_epochs=args.warmup_epochs,
+        schedule=args.schedule,
+        lr_steps=args.lr_steps,
+        lr_gamma=args.lr_gamma,
         label_smoothing=args.label_smoothing,
         bf16=args.bf16,
         grad_clip=args.grad_clip,
@@ -51,6 +55,14 @@ def run_train(args: argparse.Namespace) -> int:
             f"test {_metrics_text(result.test_metrics)} after {last['epoch']} epochs; checkpoint {result.checkpoint}"
         )
     return 0
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    """``"0.5,0.75"`` → ``(0.5, 0.75)``; anything else is refused naming the text."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fractions like 0.5,0.75, got {text!r}") from None
 
 
 NAMES = {"acc": "accuracy"}
@@ -101,7 +113,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the task's recipe)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: the task's recipe")
-    p.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up before the cosine decay")
+    p.add_argument(
+        "--classical-momentum", action="store_true", help="SGD with heavy-ball momentum (default: Nesterov's)"
+    )
+    p.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up before the schedule (epochs)")
+    p.add_argument(
+        "--schedule",
+        choices=("cosine", "step"),
+        default="cosine",
+        help="after the warm-up: cosine decay to 0, or step (× --lr-gamma at each --lr-steps) (default: cosine)",
+    )
+    p.add_argument(
+        "--lr-steps",
+        type=_fractions,
+        default=(),
+        metavar="F1,F2",
+        help="step schedule: fractions of training where the rate drops, e.g. 0.5,0.75 (the ResNet CIFAR schedule)",
+    )
+    p.add_argument("--lr-gamma", type=float, default=0.1, help="step schedule: factor at each drop (default: 0.1)")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="classify only (default: 0.1)")
     p.add_argument("--scale", type=positive_int, default=None, help="sr: the upscaling factor (2, 3 or 4)")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""The trainer: SGD/AdamW, warm-up + cosine schedule, label smoothing (S3), EMA, bf16, DDP, for every task.
+"""The trainer: SGD/AdamW, warm-up + cosine or step schedule, label smoothing (S3), EMA, bf16, DDP, for every task.
 
 What is trained and how it is scored comes from the task (``TrainConfig.task``, a :class:`~convzoo.train.task.Task`
 registered in ``convzoo.registry.TASKS``: ``classify`` by default, ``sr``, ``node``, ``recommend``, ...); the loop,
@@ -41,9 +41,10 @@ from convzoo.train.checkpoint import load_training_state, load_weights, read_che
 from convzoo.train.evaluate import evaluate
 from convzoo.train.task import Task, get_task
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine", "warmup_steps_decay"]
 
 OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step")
 
 
 @dataclass
@@ -61,8 +62,12 @@ class TrainConfig:
     optimizer: str | None = None  # default: the task's recipe (SGD for classify)
     lr: float | None = None  # default: the task's recipe, else 0.05 for SGD, 2e-3 for AdamW
     momentum: float = 0.9
+    nesterov: bool = True  # SGD only: Nesterov's momentum (False: the classical heavy-ball form)
     weight_decay: float | None = None  # default: 5e-4 for SGD, 0.05 for AdamW
     warmup_epochs: float = 0.2
+    schedule: str = "cosine"  # after the warm-up: "cosine" decay to 0, or "step" (× lr_gamma at each lr_steps)
+    lr_steps: tuple[float, ...] = ()  # "step": fractions of training (0, 1) at which the rate is multiplied
+    lr_gamma: float = 0.1
     label_smoothing: float = 0.1
     bf16: bool = False
     grad_clip: float | None = None
@@ -92,6 +97,17 @@ class TrainConfig:
             (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (
+                all(0 < f < 1 for f in self.lr_steps) and list(self.lr_steps) == sorted(set(self.lr_steps)),
+                f"lr_steps must be increasing fractions of training in (0, 1), got {tuple(self.lr_steps)}",
+            ),
+            (self.schedule == "step" or not self.lr_steps, "lr_steps is for schedule='step', not 'cosine'"),
+            (
+                self.schedule != "step" or bool(self.lr_steps),
+                "schedule='step' needs lr_steps, the fractions of training where the rate drops (e.g. 0.5, 0.75)",
+            ),
+            (0 < self.lr_gamma < 1, f"lr_gamma must be in (0, 1), got {self.lr_gamma}"),
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
             (
                 self.ema_decay is None or 0 < self.ema_decay < 1,
@@ -101,6 +117,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"train: {message}")
+        self.lr_steps = tuple(float(f) for f in self.lr_steps)
         if self.lr is None:
             self.lr = 0.05 if self.optimizer == "sgd" else 2e-3
         if self.weight_decay is None:
@@ -167,6 +184,27 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+def warmup_steps_decay(total_steps: int, warmup_steps: int, fractions: tuple[float, ...], gamma: float):
+    """LR multiplier: linear warm-up from 0 over ``warmup_steps``, then ``gamma ** k`` after the ``k``-th of the
+    ``fractions`` of ``total_steps`` (the ResNet paper's ÷10 at 32k and 48k of 64k iterations: ``(0.5, 0.75)``)."""
+    boundaries = [round(f * total_steps) for f in fractions]
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return gamma ** sum(step >= b for b in boundaries)
+
+    return factor
+
+
+def lr_factor(config: TrainConfig, total_steps: int, steps_per_epoch: int):
+    """The learning-rate multiplier per optimizer step of ``config``'s schedule."""
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "step":
+        return warmup_steps_decay(total_steps, warmup, config.lr_steps, config.lr_gamma)
+    return warmup_cosine(total_steps, warmup)
 
 
 DIST_TIMEOUT_S = 300  # a collective that waits longer (a peer died or hangs) fails instead of blocking for good
@@ -241,7 +279,8 @@ def train(
         checkpoint = read_checkpoint(out / "checkpoint")
         saved = checkpoint.meta.get("train_config", {})
         saved.setdefault("task", "classify")  # checkpoints from before tasks were all classifiers
-        saved.setdefault("options", {})
+        # options the task gained since the checkpoint was written take their defaults, which it trained with
+        saved["options"] = _as_json(task.resolve_options(saved.get("options") or {}))
         for key in ("task", "model", "op", "data", "cfg", "options", "seed", "optimizer", "batch_size"):
             if saved.get(key) != _as_json(getattr(config, key)):
                 raise ValueError(
@@ -259,7 +298,11 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.nesterov,
         )
     else:
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -276,9 +319,7 @@ def train(
 
     steps_per_epoch = len(task.batches(train_set, config.batch_size, epoch_order(0)))
     total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total_steps, int(config.warmup_epochs * steps_per_epoch))
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total_steps, steps_per_epoch))
     ema = None
     if config.ema_decay is not None:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)

@@ -1,4 +1,9 @@
-"""Image classification: cross-entropy with label smoothing (S3), accuracy on the test split."""
+"""Image classification: cross-entropy with label smoothing (S3), accuracy on the test split.
+
+Options: ``augment`` — ``none`` (default) or ``crop-flip``, the ResNet paper's CIFAR augmentation applied to each
+training batch (:func:`convzoo.data.augment.random_crop_flip`: a random crop of the image padded by ``pad`` pixels,
+mirrored with probability ½); ``pad`` — its padding (default 4).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from convzoo.core.validate import check_choice, check_int
+from convzoo.data.augment import random_crop_flip
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.evaluate import evaluate
@@ -27,6 +34,14 @@ class Classify(Task):
     name = "classify"
     primary = "acc"
     model_kinds = ("classify",)
+    options = {"augment": "none", "pad": 4}
+    augmentations = ("none", "crop-flip")
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        options = super().resolve_options(given)
+        check_choice(options["augment"], self.augmentations, "augment option", f"task {self.name!r}")
+        check_int(options["pad"], "pad option", f"task {self.name!r}", low=0)
+        return options
 
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
         return {
@@ -54,6 +69,8 @@ class Classify(Task):
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
         images, labels = batch  # (B, C, H, W), (B,)
+        if config.options.get("augment", "none") == "crop-flip":
+            images = random_crop_flip(images, config.options.get("pad", 4))
         logits = net(images)  # (B, classes)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         count = labels.numel()

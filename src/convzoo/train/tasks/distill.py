@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.core.validate import check_int
+from convzoo.data.augment import random_crop
 from convzoo.models import create_model
 from convzoo.registry import TASKS
 from convzoo.train.task import Batch, Task, config_overrides
@@ -41,13 +42,7 @@ def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
 def shared_view(images: Tensor, pad: int, mixup: float) -> Tensor:
     """One augmented view of ``(B, C, H, W)`` images (global torch RNG): a random crop of the ``pad``-padded batch
     (one offset per image), then mixup with the batch reversed at one ``λ ~ Beta(mixup, mixup)``."""
-    batch, _, height, width = images.shape
-    if pad > 0:
-        padded = F.pad(images, (pad, pad, pad, pad))
-        offsets = torch.randint(0, 2 * pad + 1, (batch, 2))
-        images = torch.stack(
-            [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(offsets.tolist())]
-        )  # (B, C, H, W)
+    images = random_crop(images, pad)  # (B, C, H, W)
     if mixup > 0:
         lam = torch.distributions.Beta(mixup, mixup).sample().item()
         images = lam * images + (1 - lam) * images.flip(0)
