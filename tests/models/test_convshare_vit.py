@@ -7,11 +7,14 @@ import pytest
 import torch
 from torch import nn
 
+from convzoo.deploy import export_onnx, optimize
 from convzoo.layers.attention import TransformerBlock
 from convzoo.models import create_model
 from convzoo.models.convshare_vit import SharedDepthwiseConv
 from convzoo.models.counting import count_params
 from convzoo.models.dwvit import TokenViT
+from convzoo.profile import profile
+from convzoo.profile.machine import MachinePeaks
 
 
 def _tied_matrix(layer: SharedDepthwiseConv):
@@ -129,3 +132,32 @@ def test_bad_arguments_raise():
         SharedDepthwiseConv(4, 4)(torch.randn(1, 2, 5))
     with pytest.raises(ValueError, match=r"convshare_vit_tiny: convshare_vit: heads must divide dim 192, got 5"):
         create_model("convshare_vit_tiny", heads=5)
+
+
+PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
+
+
+def _small_eval():
+    torch.manual_seed(0)
+    return create_model(
+        "convshare_vit_tiny", num_classes=5, img_size=32, patch_size=8, dim=24, depth=2
+    ).eval(), torch.randn(2, 3, 32, 32)
+
+
+def test_profile_and_optimize():
+    model, x = _small_eval()
+    report = profile(model, x, repeats=2, warmup=1, layout=False, threads=1, peaks=PEAKS)
+    assert report.macs > 0
+    fast = optimize(model, x, repeats=2)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_export_onnx_matches(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model, x = _small_eval()
+    result = export_onnx(model, tmp_path / "model.onnx", x)
+    assert result.batches_checked == (2, 3) and result.max_abs_diff < 1e-4

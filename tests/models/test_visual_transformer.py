@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from convzoo.deploy import export_onnx, optimize
 from convzoo.models import create_model
 from convzoo.models.visual_transformer import (
     FilterTokenizer,
@@ -16,6 +17,8 @@ from convzoo.models.visual_transformer import (
     VTResNetConfig,
     vt_stage_params,
 )
+from convzoo.profile import profile
+from convzoo.profile.machine import MachinePeaks
 
 
 def _softmax(values):
@@ -167,3 +170,32 @@ def test_bad_config_raises():
         create_model("vt_resnet18", token_channels=100)
     with pytest.raises(ValueError, match=r"vt_resnet18: visual_transformer: layers must name four ResNet stages"):
         create_model("vt_resnet18", layers=(2, 2, 2))
+
+
+PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
+
+
+def _small_eval():
+    torch.manual_seed(0)
+    return create_model(
+        "vt_resnet18", num_classes=5, layers=(1, 1, 1, 2), channels=32, token_channels=32, heads=4, groups=4
+    ).eval(), torch.randn(2, 3, 32, 32)
+
+
+def test_profile_and_optimize():
+    model, x = _small_eval()
+    report = profile(model, x, repeats=2, warmup=1, layout=False, threads=1, peaks=PEAKS)
+    assert report.macs > 0
+    fast = optimize(model, x, repeats=2)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_export_onnx_matches(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model, x = _small_eval()
+    result = export_onnx(model, tmp_path / "model.onnx", x)
+    assert result.batches_checked == (2, 3) and result.max_abs_diff < 1e-4
