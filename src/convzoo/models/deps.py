@@ -497,9 +497,11 @@ class OFASupernet(nn.Module):
 
     def subnet(self, config: SubnetConfig) -> OFASubnet:
         """A standalone copy of the subnet ``config`` (plain convolutions, no elastic machinery), in the supernet's
-        train/eval mode, on its device and dtype."""
+        train/eval mode, on its device and dtype. Torch's global random state is left as it was (the new modules'
+        throwaway initialisation draws from a forked generator)."""
         self.check(config)
-        blocks = [copy.deepcopy(self.first)] + [b.export(k, e) for b, k, e in self._blocks(config)]
+        with torch.random.fork_rng(devices=[]):
+            blocks = [copy.deepcopy(self.first)] + [b.export(k, e) for b, k, e in self._blocks(config)]
         net = OFASubnet(copy.deepcopy(self.stem), blocks, copy.deepcopy(self.head), config)
         return net.train(self.training)
 
