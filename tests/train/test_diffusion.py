@@ -14,6 +14,7 @@ from torch import nn
 from convzoo.data.base import TensorImageDataset
 from convzoo.train import TrainConfig, train
 from convzoo.train.diffusion import GaussianDiffusion, cfg_eps, frechet_distance, sample
+from convzoo.train.task import get_task
 
 TINY = {"hidden_size": 8, "depth": [1, 1, 1, 1, 1], "skip_stride": 1}
 
@@ -165,3 +166,36 @@ def test_clipped_prediction_stays_in_range_and_agrees_with_its_noise():
     assert x0.abs().max() <= 1 and x0[0, 0] == 1 and x0[0, 2] == -1
     a = diffusion.alphas_cumprod[900].item()
     torch.testing.assert_close(math.sqrt(a) * x0 + math.sqrt(1 - a) * eps_clipped, x)  # still explains x_t
+
+
+def test_size_option_denoises_the_digits_scans_and_decodes_them_as_the_data_was_made():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from convzoo.train.diffusion import decode
+
+    task = get_task("diffusion")
+    full = task.load("digits", "test", None, task.resolve_options({}))
+    small = task.load("digits", "test", None, task.resolve_options({"size": 8}))
+    assert small.images.shape[1:] == (1, 8, 8) and small.info.extra["output_size"] == 32
+    blocks = full.images.view(-1, 1, 8, 4, 8, 4).mean(dim=(3, 5))  # each 4×4 block averaged by hand
+    assert torch.allclose(small.images, blocks, atol=1e-6)
+    # decoding a raw 8×8 scan in [−1, 1] gives the 32×32 digits image exactly (the map that made the data)
+    scans = torch.from_numpy(sklearn_digits().images).float().div(16).unsqueeze(1) * 2 - 1  # (1797, 1, 8, 8)
+    decoded = decode(scans, 32)  # (1797, 1, 32, 32)
+    gaps = torch.cdist(full.images[:50].flatten(1).double(), decoded.flatten(1).double(), p=float("inf"))
+    assert gaps.min(dim=1).values.max() < 1e-5  # each test image is the decoding of one scan
+    with pytest.raises(ValueError, match=r"size 5 must divide the data's 32×32 images"):
+        task.load("digits", "test", None, task.resolve_options({"size": 5}))
+
+
+def test_a_small_size_checkpoint_samples_at_the_datas_size(tmp_path):
+    from convzoo.train.diffusion import load_sampler
+
+    config = TrainConfig(
+        model="dic_s", task="diffusion", options={"size": 8}, cfg={"hidden_size": 8, "depth": (1, 1, 1, 1, 1)},
+        epochs=1, batch_size=256, out=str(tmp_path), progress=False,
+    )  # fmt: skip
+    train(config)
+    sampler = load_sampler(str(tmp_path / "checkpoint"))
+    assert sampler.shape == (1, 8, 8) and sampler.output_size == 32
+    assert sampler.decode(torch.zeros(2, 1, 8, 8)).shape == (2, 1, 32, 32)

@@ -68,7 +68,7 @@ def run_sample(args: argparse.Namespace) -> int:
         generator=torch.Generator().manual_seed(args.seed),
         progress=progress,
     )
-    images01 = (images + 1) / 2  # (n, C, H, W)
+    images01 = (sampler.decode(images).clamp(-1, 1) + 1) / 2  # (n, C, H, W) at the data's size
     columns = args.columns or (sampler.classes if args.class_ is None else int(math.ceil(math.sqrt(args.n))))
     out = atomic_write(Path(args.out), lambda tmp: grid_image(images01, columns).save(tmp, format="PNG"))
     weights = "EMA" if sampler.ema else "raw"

@@ -34,6 +34,7 @@ from convzoo.core.validate import check_int
 __all__ = [
     "GaussianDiffusion",
     "cfg_eps",
+    "decode",
     "digits_quality",
     "frechet_distance",
     "load_sampler",
@@ -181,6 +182,19 @@ class Sampler:
     classes: int
     timesteps: int
     ema: bool
+    output_size: int | None = None  # the data's side, when the model denoises smaller images (task option size)
+
+    def decode(self, images: Tensor) -> Tensor:
+        """Samples ``(N, C, s, s)`` at the data's size (see :func:`decode`)."""
+        return decode(images, self.output_size or images.shape[-1])
+
+
+def decode(images: Tensor, size: int) -> Tensor:
+    """``(N, C, s, s)`` samples brought to ``size``² by bilinear upsampling (half-pixel centres), the map that made
+    the ``digits`` images from their 8×8 scans; unchanged when already that size."""
+    if images.shape[-1] == size:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def load_sampler(path: str, use_ema: bool = True) -> Sampler:
@@ -202,7 +216,7 @@ def load_sampler(path: str, use_ema: bool = True) -> Sampler:
             ema = True
     arch = checkpoint.architecture
     shape = (arch["channels"], arch["size"], arch["size"])
-    return Sampler(model.eval(), shape, arch["classes"], arch["timesteps"], ema)
+    return Sampler(model.eval(), shape, arch["classes"], arch["timesteps"], ema, arch.get("output_size"))
 
 
 def frechet_distance(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:

@@ -6,13 +6,21 @@ its standardisation is undone to [0, 1] and mapped to [−1, 1]. The model is th
 built for the data (``in_channels``, ``input_size``, ``classes``) with ``learn_sigma=False``; ``--cfg`` overrides
 its other config fields (``hidden_size=32``, ``class_dropout=0.2``, ...). Option ``timesteps`` (default 1000) is
 the length of the noise schedule. Sample with ``convzoo sample CHECKPOINT``.
+
+Option ``size`` (default 0: the data's own) trains the denoiser on the images area-averaged down to ``size``², and
+the samples are brought back to the data's size by bilinear upsampling (:func:`convzoo.train.diffusion.decode`).
+That is DiC's own setting — it denoises 32×32 latents that a fixed decoder turns into 256² images — with the fixed
+decoder being bilinear upsampling: for ``digits``, whose 32×32 images are scikit-learn's 8×8 scans upsampled
+bilinearly, ``size=8`` denoises the scans themselves (16× fewer pixels) and decodes them as the data was made.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -50,18 +58,31 @@ class Diffusion(Task):
     primary = "loss"
     higher_is_better = False
     model_kinds = ("diffusion",)
-    options = {"timesteps": 1000}
+    options = {"timesteps": 1000, "size": 0}
     # AdamW without decay as DiT/DiC/DiCo train (their 1e-4 at batch 256; the short CPU budgets here take 1e-3)
     recipe = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0}
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         options = super().resolve_options(given)
         check_int(options["timesteps"], "timesteps", "train --task diffusion", low=2)
+        check_int(options["size"], "size", "train --task diffusion", low=0)
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
         dataset = to_unit_range(load_dataset(data, split, root))
         dataset.info.extra["timesteps"] = options["timesteps"]
+        height, width = dataset.info.image_size
+        size = options["size"]
+        if size and (size, size) != (height, width):
+            if height % size or width % size:
+                raise ValueError(
+                    f"train --task diffusion: size {size} must divide the data's {height}×{width} images "
+                    "(the images are averaged over whole blocks)"
+                )
+            images = F.interpolate(dataset.images, size=(size, size), mode="area")  # (N, C, size, size)
+            info = dataclasses.replace(dataset.info, image_size=(size, size), extra=dict(dataset.info.extra))
+            info.extra["output_size"] = height
+            dataset = TensorImageDataset(images, dataset.labels, info)
         return dataset
 
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
@@ -74,6 +95,7 @@ class Diffusion(Task):
             "size": height,
             "classes": info.num_classes,
             "timesteps": config.options["timesteps"],
+            "output_size": info.extra.get("output_size", height),  # the data's size, which samples are decoded to
             "cfg": dict(config.cfg),
         }
 
