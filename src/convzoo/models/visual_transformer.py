@@ -7,12 +7,12 @@ uses the filter-based (static) tokenizer, ``T = softmax_HW(X W_A)ᵀ (X W_V)``; 
 tokenizer, whose pooling weights come from the previous module's tokens, ``W_R = T_in W_{T→R}``. VT-ResNet
 replaces the last stage of a ResNet with such modules, run at the stride-16 resolution of the stage before it.
 
-Configuration followed: L = 16 tokens and one VT module per block of the replaced stage (2 for VT-R18, 3 for the
-others) as the paper describes; the VT stage keeps the width of the map it receives (256 / 1024 channels),
+Configuration followed: L = 16 visual tokens (the paper's setting) and one VT module per block of the replaced
+stage (2 for VT-R18, 3 for the others); the VT stage keeps the width of the map it receives (256 / 1024 channels),
 tokens have C_T = 512 channels, every Transformer is one pre-norm block (16 heads, MLP ratio 4), the
 tokenizers' key/value and projector's query 1×1 convs have 16 groups, and the classifier pools the projected
-map. The paper's appendix table of widths could not be consulted, and its Table 3 counts (VT-R18 11.7M, R34
-19.2M, R50 21.4M, R101 41.5M) are not reproduced: these variants count 10.03M, 18.98M, 23.67M and 42.66M
+map. The paper's per-variant widths are not reproduced here, nor its Table 3 counts (VT-R18 11.7M, R34
+19.2M, R50 21.4M, R101 41.5M): these variants count 10.03M, 18.98M, 23.67M and 42.66M
 (checked against the closed form ``vt_stage_params``). No single choice of C_T, MLP ratio and stage width
 reproduces all four (the published R34 − R18 and R101 − R50 differences differ from those of the ResNets).
 """
@@ -38,11 +38,12 @@ __all__ = ["VTResNetConfig", "VTResNet", "FilterTokenizer", "RecurrentTokenizer"
 class VTResNetConfig:
     """One VT-ResNet (S11 §4.1): the ResNet's first three stages, then ``modules`` VT modules at stride 16.
 
-    ``layers`` / ``block``: the ResNet it starts from (its last entry only sets nothing: the last stage is
-    replaced). ``channels``: the VT modules' feature-map width (the first module maps the stage-4 map to it by a
-    1×1 conv + BN). ``tokens``: L visual tokens (16), ``token_channels``: their width C_T. ``heads``: the heads of
-    the recurrent tokenizer, the Transformer and the projector; ``groups``: the groups of the tokenizers' 1×1
-    key/value convs and the projector's query conv. ``mlp_ratio``: the Transformer's MLP width over C_T.
+    ``layers`` / ``block``: the ResNet it starts from (its first three stages are built; the last entry names the
+    stage the VT modules replace). ``channels``: the VT modules' feature-map width (a 1×1 conv + BN maps the
+    stage-4 map to it when the widths differ). ``tokens``: L visual tokens (16), ``token_channels``: their width
+    C_T. ``heads``: the heads of the recurrent tokenizer, the Transformer and the projector; ``groups``: the
+    groups of the tokenizers' 1×1 key/value convs and the projector's query conv. ``mlp_ratio``: the
+    Transformer's MLP width over C_T.
     """
 
     layers: tuple[int, ...] = (2, 2, 2, 2)
@@ -262,7 +263,7 @@ for _base, (_layers, _block, _width) in {
             f"(vt_stage_params); S11 Table 3 reports {_PAPER[_base]}M for VT-{_base[6:]}, not reproduced (see the "
             "module docstring)"
         ),
-        summary=f"VT-ResNet-{_base[6:]} (S11, Visual Transformers): ResNet stage 5 replaced by {_cfg.modules} VT modules",
+        summary=f"VT-ResNet-{_base[6:]} (S11): ResNet stage 5 replaced by {_cfg.modules} VT modules",
         test_cfg={
             "layers": (1, 1, 1, 2),
             "modules": 2,
