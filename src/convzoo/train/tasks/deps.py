@@ -32,6 +32,8 @@ forwards of one step are not supported (train in one process).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -49,7 +51,16 @@ from convzoo.train.task import Batch, Task, config_overrides
 if TYPE_CHECKING:
     from convzoo.train.trainer import TrainConfig
 
-__all__ = ["DEpS", "calibrate_norms", "inplace_kd", "subnet_weight"]
+__all__ = [
+    "DEpS",
+    "SubnetScore",
+    "calibrate_norms",
+    "calibration_images",
+    "inplace_kd",
+    "score_checkpoint_subnets",
+    "score_subnet",
+    "subnet_weight",
+]
 
 GRID = 100_000  # steps of the fine grid on which the trainer's schedule is read as a function of progress
 
@@ -94,6 +105,77 @@ def calibrate_norms(model: nn.Module, images: Tensor, batch_size: int = 256) -> 
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
     return model.eval()
+
+
+@dataclass(frozen=True)
+class SubnetScore:
+    """A subnet's test accuracy and cross-entropy, and its MACs (millions) at the data's image size."""
+
+    config: SubnetConfig
+    mmacs: float
+    acc: float
+    loss: float
+
+
+def calibration_images(dataset: Dataset, count: int, device: torch.device) -> Tensor | None:
+    """``count`` training images of ``dataset``'s data (a fixed random subset, seed 0), or None for 0."""
+    if count <= 0:
+        return None
+    train_set = load_dataset(dataset.info.name, "train", dataset.info.extra.get("root"))
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
+    return torch.stack([train_set[i][0] for i in order[:count].tolist()]).to(device)
+
+
+@torch.no_grad()
+def score_subnet(
+    supernet: OFASupernet, config: SubnetConfig, dataset: Dataset, calibration: Tensor | None, device: torch.device
+) -> SubnetScore:
+    """Extract the subnet ``config``, recalibrate its BN statistics on ``calibration`` images (unless None) and
+    score it on ``dataset``; the supernet and torch's global random state are left untouched."""
+    subnet = supernet.subnet(config).eval()
+    if calibration is not None:
+        calibrate_norms(subnet, calibration)
+    loss, correct, seen = 0.0, 0, 0
+    for images, labels in DataLoader(dataset, batch_size=256, generator=torch.Generator()):
+        images, labels = images.to(device), labels.to(device)
+        logits = subnet(images).float()
+        loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += labels.numel()
+    mmacs = supernet.subnet_macs(config, tuple(dataset.info.image_size)) / 1e6
+    return SubnetScore(config, mmacs, correct / max(seen, 1), loss / max(seen, 1))
+
+
+def score_checkpoint_subnets(
+    path: str | Path, *, budget: int | None = None, count: int = 5, seed: int = 0, calibrate: int | None = None
+) -> tuple[list[tuple[str, SubnetScore]], str]:
+    """The largest and smallest subnets of the ``deps`` checkpoint ``path`` and ``count`` random ones (from
+    ``seed``; at most ``budget`` MACs each when given), each scored on the test split of the data it was trained
+    on (:func:`score_subnet`; ``calibrate`` training images, default the run's option). Returns ``(name, score)``
+    rows and the data's name."""
+    from convzoo.train.checkpoint import build_from_checkpoint
+
+    check_int(count, "count", "subnets", low=0)
+    model, checkpoint = build_from_checkpoint(path)
+    if checkpoint.task != "deps":
+        raise ValueError(f"subnets: {str(path)!r} is a {checkpoint.task!r} checkpoint, not one of the deps task")
+    supernet = _supernet(model)
+    options = DEpS().resolve_options(checkpoint.meta.get("train_config", {}).get("options", {}))
+    train_config = checkpoint.meta.get("train_config", {})
+    data, root = checkpoint.meta.get("data", {}).get("name", "digits"), train_config.get("data_root")
+    dataset = load_dataset(data, "test", root)
+    dataset.info.extra["root"] = root
+    size = tuple(dataset.info.image_size)
+    generator = torch.Generator().manual_seed(seed)
+    rows = [("largest", supernet.largest()), ("smallest", supernet.smallest())]
+    for i in range(count):
+        config = supernet.sample(generator) if budget is None else supernet.sample_under(budget, size, generator)
+        rows.append((f"sample {i + 1}", config))
+    if budget is not None:
+        rows = [(name, c) for name, c in rows if supernet.subnet_macs(c, size) <= budget]
+    device = next(supernet.parameters()).device
+    calibration = calibration_images(dataset, options["calibrate"] if calibrate is None else calibrate, device)
+    return [(name, score_subnet(supernet, c, dataset, calibration, device)) for name, c in rows], data
 
 
 def _supernet(net: nn.Module) -> OFASupernet:
@@ -207,32 +289,15 @@ class DEpS(Task):
     def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
         supernet = _supernet(model)
         extra = dataset.info.extra
-        calibration = None
-        calibrate = extra.get("calibrate", self.options["calibrate"])
-        if calibrate > 0:
-            train_set = load_dataset(dataset.info.name, "train", extra.get("root"))
-            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
-            calibration = torch.stack([train_set[i][0] for i in order[:calibrate].tolist()]).to(device)
-        size = tuple(dataset.info.image_size)
-        metrics: dict[str, float] = {}
-        for prefix, config in self.subnets(
-            supernet,
+        calibration = calibration_images(dataset, extra.get("calibrate", self.options["calibrate"]), device)
+        sampled, seed = (
             extra.get("sampled", self.options["sampled"]),
             extra.get("sample_seed", self.options["sample_seed"]),
-        ).items():
-            subnet = supernet.subnet(config).eval()
-            if calibration is not None:
-                calibrate_norms(subnet, calibration)
-            loss, correct, seen = 0.0, 0, 0
-            for images, labels in DataLoader(dataset, batch_size=256, generator=torch.Generator()):
-                images, labels = images.to(device), labels.to(device)
-                logits = subnet(images).float()
-                loss += F.cross_entropy(logits, labels, reduction="sum").item()
-                correct += (logits.argmax(1) == labels).sum().item()
-                seen += labels.numel()
-            metrics[f"{prefix}acc"] = correct / max(seen, 1)
-            metrics[f"{prefix}loss"] = loss / max(seen, 1)
-            metrics[f"{prefix}mmacs"] = supernet.subnet_macs(config, size) / 1e6
+        )
+        metrics: dict[str, float] = {}
+        for prefix, config in self.subnets(supernet, sampled, seed).items():
+            score = score_subnet(supernet, config, dataset, calibration, device)
+            metrics.update({f"{prefix}acc": score.acc, f"{prefix}loss": score.loss, f"{prefix}mmacs": score.mmacs})
         return metrics
 
     def describe(self, architecture: dict[str, Any]) -> str:
