@@ -26,8 +26,10 @@ evaluates subnets (0 keeps the shared running statistics). Departures: the offic
 ``random`` per step, this task draws from torch's generator (saved in checkpoints, so ``--resume`` is exact); the
 reorganisation sorts each block's channels globally (the official call keeps the channels of the middle expand
 ratio in their bucket, meaningless after a full-model-only warm-up) and, as there, leaves the optimizer's
-momentum in the old order; BN and bias parameters are not exempted from weight decay; under torchrun the extra
-forwards of one step are not supported (train in one process).
+momentum in the old order; BN and bias parameters are not exempted from weight decay; BN recalibration uses 512
+plain training images (OFA: 2,000 augmented ones). Train in one process: a step runs several forwards over
+different parameter subsets (the kernel transforms are unused in the warm-up), which DistributedDataParallel as the
+trainer builds it (no ``find_unused_parameters``) does not support.
 """
 
 from __future__ import annotations
