@@ -11,10 +11,12 @@ Configuration followed: L = 16 visual tokens (the paper's setting) and one VT mo
 stage (2 for VT-R18, 3 for the others); the VT stage keeps the width of the map it receives (256 / 1024 channels),
 tokens have C_T = 512 channels, every Transformer is one pre-norm block (16 heads, MLP ratio 4), the
 tokenizers' key/value and projector's query 1×1 convs have 16 groups, and the classifier pools the projected
-map. The paper's per-variant widths are not reproduced here, nor its Table 3 counts (VT-R18 11.7M, R34
-19.2M, R50 21.4M, R101 41.5M): these variants count 10.03M, 18.98M, 23.67M and 42.66M
-(checked against the closed form ``vt_stage_params``). No single choice of C_T, MLP ratio and stage width
-reproduces all four (the published R34 − R18 and R101 − R50 differences differ from those of the ResNets).
+map. Departures: for VT-R50/101 the paper gives 1024-channel tokens and classifies the average of the 16
+output tokens (here C_T = 512 and the last projector feeds the classifier, so every module's output is used);
+its Table 3 counts (VT-R18 11.7M, R34 19.2M, R50 21.4M, R101 41.5M) are not reproduced: these variants count
+10.03M, 18.98M, 23.67M and 42.66M (checked against the closed form ``vt_stage_params``). No single choice of
+C_T, MLP ratio and stage width reproduces all four (the published R34 − R18 and R101 − R50 differences differ
+from those of the ResNets they start from).
 """
 
 from __future__ import annotations
