@@ -11,7 +11,7 @@ from torch import nn
 
 from convzoo.models import create_model
 from convzoo.models.counting import meta_param_count
-from convzoo.models.nasnet import NormalCell, ReductionCell, ScheduledDropPath
+from convzoo.models.nasnet import NormalCell, ReductionCell, SameConv2d, SamePool2d, ScheduledDropPath
 
 SMALL = {"num_cells": 1, "filters": 16}
 
@@ -68,6 +68,76 @@ def test_op_replaces_every_depthwise_conv():
 def test_bad_config_raises():
     with pytest.raises(ValueError, match=r"nasnet_a_mobile: nasnet: filters must be a multiple of 4 .* got 42"):
         create_model("nasnet_a_mobile", filters=42)
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_same_conv_samples_the_stride_1_conv_at_odd_places_of_even_sides(k):
+    """TensorFlow's SAME at stride 2 pads (k − 1)/2 on each side of an odd side, and one pixel less before an even
+    one: the stride-1 symmetric conv read at places 0, 2, 4, ... (odd side) or 1, 3, 5, ... (even side)."""
+    torch.manual_seed(0)
+    same = SameConv2d(4, 4, k, 2, 0, groups=4, bias=False).double()
+    dense = nn.Conv2d(4, 4, k, 1, k // 2, groups=4, bias=False).double()
+    dense.weight = same.weight
+    odd, even = torch.randn(2, 4, 11, 11, dtype=torch.float64), torch.randn(2, 4, 12, 12, dtype=torch.float64)
+    torch.testing.assert_close(same(odd), dense(odd)[..., ::2, ::2], rtol=0, atol=1e-12)
+    torch.testing.assert_close(same(even), dense(even)[..., 1::2, 1::2], rtol=0, atol=1e-12)
+    symmetric = nn.Conv2d(4, 4, k, 2, k // 2, groups=4, bias=False).double()
+    symmetric.weight = same.weight
+    assert torch.allclose(same(odd), symmetric(odd)) and not torch.allclose(same(even), symmetric(even))
+
+
+def _window_reference(x: torch.Tensor, kind: str, count_padding: bool) -> torch.Tensor:
+    """3×3/2 SAME pool by loops: window rows 2i − before .. 2i − before + 2, before = 1 (odd side) or 0 (even)."""
+    n, c, h, w = x.shape
+    before_h, before_w = h % 2, w % 2  # SAME pads 2 − side mod 2 in all, before it half of that (rounded down)
+    out = torch.empty(n, c, (h + 1) // 2, (w + 1) // 2, dtype=x.dtype)
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            rows = [r for r in range(2 * i - before_h, 2 * i - before_h + 3) if 0 <= r < h]
+            cols = [q for q in range(2 * j - before_w, 2 * j - before_w + 3) if 0 <= q < w]
+            window = x[:, :, rows][:, :, :, cols].flatten(2)
+            if kind == "max":
+                out[:, :, i, j] = window.amax(2)
+            else:
+                out[:, :, i, j] = window.sum(2) / (9 if count_padding else window.shape[2])
+    return out
+
+
+@pytest.mark.parametrize("side", [9, 10])
+@pytest.mark.parametrize(("kind", "count_padding"), [("max", False), ("avg", False), ("avg", True)])
+def test_same_pool_against_a_loop(side, kind, count_padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, side, side + 1, dtype=torch.float64) - 2  # mostly negative: zero padding would win a max
+    got = SamePool2d(kind, 3, 2, count_padding=count_padding)(x)
+    torch.testing.assert_close(got, _window_reference(x, kind, count_padding), rtol=0, atol=1e-12)
+
+
+def test_set_padding_swaps_the_stride_2_modules_around_the_same_weights():
+    torch.manual_seed(0)
+    model = create_model("nasnet_a_large", **SMALL, stem_filters=8).double().eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 43, 43, dtype=torch.float64)  # 43 → 21 → 11 → 6 → 3 → 2: odd and even sides
+    with torch.no_grad():
+        symmetric = model(x)
+        notes = model.set_padding("same")
+        same = model(x)
+        assert len(model.set_padding("timm")) == 4  # only the four reduction cells' stride-2 average pools
+        timm = model(x)
+        assert model.set_padding("symmetric") and torch.equal(model(x), symmetric)
+    # 4 reduction cells × (4 stride-2 separable stacks + 3 stride-2 pools)
+    assert len(notes) == 4 * 7 and model.padding == "symmetric"
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert (same - symmetric).abs().max() > 1e-6 and (timm - same).abs().max() > 1e-6
+    built = create_model("nasnet_a_large", **SMALL, stem_filters=8, padding="same").double().eval()
+    built.load_state_dict(weights)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), same, rtol=0, atol=0)
+    with pytest.raises(
+        ValueError, match=r"nasnet_a_large: padding must be one of 'symmetric', 'same', 'timm', got 'x'"
+    ):
+        model.set_padding("x")
+    with pytest.raises(ValueError, match=r"padding 'same' needs the default depthwise convs, not op='asym'"):
+        create_model("nasnet_a_mobile", op="asym", padding="same", **SMALL)
 
 
 def _timm():
@@ -129,18 +199,23 @@ def test_equals_timm_nasnet_a_after_mapping_the_weights():
     torch.manual_seed(0)
     # timm's NASNetALarge class at a small width (F = 384 / 24 = 16, 16 stem filters): the 6 @ 4032 layout
     peer = NASNetALarge(num_classes=10, stem_size=16, num_features=384).double().eval()
-    model = create_model("nasnet_a_large", num_classes=10, filters=16, stem_filters=16).double().eval()
-    model.load_state_dict({_our_name(k): v for k, v in peer.state_dict().items()})
-    for m in [*peer.modules(), *model.modules()]:
+    # padding="timm": timm's port pads its stride-2 convs and pools as TensorFlow's SAME, and its stride-2 average
+    # pools pad with zeros before pooling, so they count the padding (TensorFlow's exclude it)
+    model = create_model("nasnet_a_large", num_classes=10, filters=16, stem_filters=16, padding="timm")
+    model = model.double().eval()
+    for m in peer.modules():
         if isinstance(m, nn.BatchNorm2d):  # random statistics and affine so that every BN matters
             m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
     model.load_state_dict({_our_name(k): v for k, v in peer.state_dict().items()})
-    # timm's stride-2 "same" average pool pads with zeros before pooling, so it counts the padding; TensorFlow's
-    # (and convzoo's) excludes it: make ours count it for this comparison
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.AvgPool2d) and child.stride == 2:
-                setattr(module, name, nn.AvgPool2d(3, 2, 1, count_include_pad=True))
-    x = torch.randn(2, 3, 67, 67, dtype=torch.float64)  # 67 → 33 → 17 → 9 → 5 → 3: odd, where SAME is symmetric
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), peer(x), rtol=0, atol=1e-12)
+    symmetric = create_model("nasnet_a_large", num_classes=10, filters=16, stem_filters=16).double().eval()
+    symmetric.load_state_dict(model.state_dict())
+    # 64 → 31 → 16 → 8 → 4 → 2: even sides at stride 2; 67 → 33 → 17 → 9 → 5 → 3: odd, where SAME is symmetric
+    for side in (64, 67):
+        x = torch.randn(2, 3, side, side, dtype=torch.float64)
+        with torch.no_grad():
+            want = peer(x)
+            torch.testing.assert_close(model(x), want, rtol=0, atol=1e-12)
+            assert (symmetric(x) - want).abs().max() > 1e-6

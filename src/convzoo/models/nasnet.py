@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convzoo.core.validate import check_int, check_number
+from convzoo.core.validate import check_choice, check_int, check_number
 from convzoo.layers.drop_path import drop_path
 from convzoo.models.base import ClassifierHead, ConvNet, FeatureInfo
 from convzoo.models.registration import make_mixer, modules_inside_ops, register_variant
 
-__all__ = ["NASNetConfig", "NASNetA", "ScheduledDropPath"]
+__all__ = ["NASNetConfig", "NASNetA", "ScheduledDropPath", "SameConv2d", "SamePool2d", "PADDINGS", "same_pads"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class NASNetConfig:
     ``skip_reduction_layer_input``: the official flag (False for Mobile, True for Large): the normal cell after
     each in-stage reduction cell reads, as its second input, the reduction cell's second input instead of
     the reduction cell's first (the same shapes, so the parameter count does not change).
+    ``padding``: how the stride-2 separable convs and pools pad, one of :data:`PADDINGS` — "symmetric"
+    (k // 2 on each side; the default), "same" (TensorFlow's SAME, as the official code: per input, the odd
+    pixel of padding at an even side goes after; average pools count only the pixels inside) or "timm" (timm's
+    ``nasnetalarge`` port: SAME, but its stride-2 average pools count the zero padding). The three agree at
+    stride 1, and "same" equals "symmetric" wherever the stride-2 inputs have odd sides (331² input: all but
+    the 42² input of the first in-stage reduction cell).
     """
 
     num_cells: int = 4
@@ -43,6 +49,56 @@ class NASNetConfig:
     drop_rate: float = 0.5
     eps: float = 1e-3
     skip_reduction_layer_input: bool = False
+    padding: str = "symmetric"
+
+
+PADDINGS = ("symmetric", "same", "timm")
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding of one axis: ``(before, after)`` so that the output has ⌈size / stride⌉ pixels,
+    the odd pixel after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pad_same(x: Tensor, kernel: int, stride: int, value: float = 0.0) -> Tensor:
+    top, bottom = same_pads(x.shape[-2], kernel, stride)
+    left, right = same_pads(x.shape[-1], kernel, stride)
+    return F.pad(x, (left, right, top, bottom), value=value)  # (N, C, H + top + bottom, W + left + right)
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (no built-in padding) with TensorFlow's SAME padding computed per input:
+    ``(N, C_in, H, W) → (N, C_out, ⌈H/s⌉, ⌈W/s⌉)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(_pad_same(x, self.kernel_size[0], self.stride[0]))
+
+
+class SamePool2d(nn.Module):
+    """k×k max or average pool with TensorFlow's SAME padding: ``(N, C, H, W) → (N, C, ⌈H/s⌉, ⌈W/s⌉)``.
+
+    The max pool never picks the padding; the average pool divides by the pixels inside the image, or, with
+    ``count_padding`` (timm's ``AvgPool2dSame``), by k² (the zero padding counted).
+    """
+
+    def __init__(self, kind: str, kernel: int, stride: int, count_padding: bool = False) -> None:
+        super().__init__()
+        self.kind, self.kernel, self.stride, self.count_padding = kind, kernel, stride, count_padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel, self.stride
+        if self.kind == "max":
+            return F.max_pool2d(_pad_same(x, k, s, float("-inf")), k, s)
+        total = F.avg_pool2d(_pad_same(x, k, s), k, s)  # window sums / k²
+        if self.count_padding:
+            return total
+        inside = F.avg_pool2d(_pad_same(x.new_ones(1, 1, *x.shape[-2:]), k, s), k, s)  # (1, 1, H', W'): n / k²
+        return total / inside
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, kernel={self.kernel}, stride={self.stride}, count_padding={self.count_padding}"
 
 
 class ScheduledDropPath(nn.Module):
@@ -138,6 +194,25 @@ def _max_pool(stride: int) -> nn.Module:
 
 def _avg_pool(stride: int) -> nn.Module:
     return nn.AvgPool2d(3, stride, 1, count_include_pad=False)  # TensorFlow's SAME average excludes the padding
+
+
+def _pool(kind: str, stride: int, mode: str) -> nn.Module:
+    """A 3×3 pool padded as ``mode`` says (stride 1: symmetric in every mode, SAME's own padding there)."""
+    if mode == "symmetric" or stride == 1:
+        return _max_pool(stride) if kind == "max" else _avg_pool(stride)
+    return SamePool2d(kind, 3, stride, count_padding=mode == "timm" and kind == "avg")
+
+
+def _depthwise(conv: nn.Conv2d, mode: str) -> nn.Conv2d:
+    """``conv`` (a depthwise k×k) padded as ``mode`` says: symmetric k // 2, or SAME; the same weight tensor."""
+    same = mode != "symmetric"
+    if isinstance(conv, SameConv2d) == same:
+        return conv
+    k, s = conv.kernel_size[0], conv.stride[0]
+    cls = SameConv2d if same else nn.Conv2d
+    new = cls(conv.in_channels, conv.out_channels, k, s, 0 if same else k // 2, groups=conv.groups, bias=False)
+    new.weight = conv.weight
+    return new
 
 
 class _Cell(nn.Module):
@@ -250,9 +325,10 @@ class NASNetA(ConvNet):
 
     Follows the official TF-Slim ``nasnet`` code: BN eps 1e-3, no conv biases, average pools that exclude the
     padding, ScheduledDropPath on every non-identity operation with cells numbered over all 3 N + 4 cells.
-    Departures: convolutions pad symmetrically (k // 2), which is TensorFlow's SAME for odd input sizes but
-    samples one pixel earlier for even ones at stride 2; the auxiliary classifier of the official training
-    setup is not built (the published counts exclude it).
+    Departures: by default convolutions and pools pad symmetrically (k // 2), which is TensorFlow's SAME for
+    odd input sizes but samples one pixel earlier for even ones at stride 2 (``padding="same"`` follows the
+    official code, ``"timm"`` timm's port; :meth:`NASNetA.set_padding` switches a built model); the auxiliary
+    classifier of the official training setup is not built (the published counts exclude it).
 
     ``op=`` replaces each separable conv's depthwise k×k (3, 5 or 7, stride 1 or 2) with
     ``create_op(op, C, C, k, stride)``.
@@ -267,6 +343,9 @@ class NASNetA(ConvNet):
         check_int(cfg.stem_filters, "stem_filters", "nasnet")
         check_number(cfg.drop_path_rate, "drop_path_rate", "nasnet", low=0.0, low_open=False, high=1.0, high_open=True)
         check_number(cfg.drop_rate, "drop_rate", "nasnet", low=0.0, low_open=False, high=1.0, high_open=True)
+        check_choice(cfg.padding, PADDINGS, "padding", "nasnet")
+        if op is not None and cfg.padding != "symmetric":
+            raise ValueError(f"nasnet: padding {cfg.padding!r} needs the default depthwise convs, not op={op!r}")
         ctx = _Ctx(cfg, op, total_cells=3 * n + 4)
         s = cfg.stem_filters
         self.stem = nn.Sequential(nn.Conv2d(in_chans, s, 3, 2, bias=False), ctx.bn(s))
@@ -304,6 +383,38 @@ class NASNetA(ConvNet):
         self.final_norm = nn.ReLU()
         self.head = ClassifierHead(24 * f, num_classes, drop=cfg.drop_rate)
         self._init_weights()
+        self.set_padding(cfg.padding)
+
+    def set_padding(self, mode: str) -> list[str]:
+        """Pad every stride-2 separable conv and pool as ``mode`` says (one of :data:`PADDINGS`, see
+        :class:`NASNetConfig`), in place: the modules are rebuilt around the same parameters. Returns what
+        changed. A stride-2 depthwise conv replaced through ``op=`` only pads symmetrically."""
+        check_choice(mode, PADDINGS, "padding", self.name)
+        changed = []
+        for name, module in list(self.named_modules()):
+            if isinstance(module, SepStack):
+                conv = module.body[1]
+                if conv.stride[0] == 1:
+                    continue
+                if type(conv) not in (nn.Conv2d, SameConv2d):
+                    if mode == "symmetric":
+                        continue
+                    raise ValueError(
+                        f"{self.name}: padding {mode!r} needs the default depthwise conv at {name}.body.1, "
+                        f"not the op= {type(conv).__name__}"
+                    )
+                new = _depthwise(conv, mode)
+                if type(new) is not type(conv):
+                    module.body[1] = new
+                    changed.append(f"{name}.body.1: {type(conv).__name__} -> {type(new).__name__}")
+            elif isinstance(module, ReductionCell):
+                for part, kind in (("c1_left", "max"), ("c2_left", "avg"), ("c4_right", "max")):
+                    old, new = getattr(module, part), _pool(kind, 2, mode)
+                    if repr(old) != repr(new):
+                        setattr(module, part, new)
+                        changed.append(f"{name}.{part}: {old} -> {new}")
+        self.padding = mode
+        return changed
 
     def _init_weights(self) -> None:
         skip = modules_inside_ops(self)  # a replacement operator keeps its own initialisation
