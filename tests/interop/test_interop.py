@@ -14,7 +14,8 @@ from torch import nn
 from convzoo import convert
 from convzoo.interop import PAIRS, Pair, Regroup, find_pair, load_weights, map_state, weight_sources
 from convzoo.interop.mapping import set_norm_eps
-from convzoo.interop.pairs import _inceptionnext_biases, _legacy_seresnet, _tresnet_space_to_depth
+from convzoo.interop.pairs import _crossvit_fusion_qkv, _inceptionnext_biases, _legacy_seresnet, _tresnet_space_to_depth
+from convzoo.layers.attention import MultiHeadAttention
 from convzoo.layers.space_to_depth import space_to_depth
 from convzoo.models import create_model
 from convzoo.registry import WEIGHTS
@@ -24,11 +25,15 @@ ISSUE_PAIRS = {
     "efficientnet_b0", "tresnet_m", "convnext_tiny", "inceptionnext_tiny", "convmixer_768_32", "mixer_b16_224",
     "poolformerv2_s12", "convformer_s18", "caformer_s18", "rdnet_tiny",
 }  # fmt: skip
+# the issue's "new models timm also has" (no timm HaloNet equals convzoo's HaloNet-H1: see convzoo.interop.pairs)
+NEW_MODEL_PAIRS = {"inception_v3", "nasnet_a_large", "crossvit_small", "crossvit_9_dagger"}
 
 
 def test_every_pair_of_the_issue_is_registered():
-    assert set(weight_sources()) == ISSUE_PAIRS | {"inception_v3"}
-    assert set(WEIGHTS.names()) == ISSUE_PAIRS | {"inception_v3"}
+    assert set(weight_sources()) == ISSUE_PAIRS | NEW_MODEL_PAIRS
+    assert set(WEIGHTS.names()) == ISSUE_PAIRS | NEW_MODEL_PAIRS
+    assert WEIGHTS.get("nasnet_a_large").summary == "timm:nasnetalarge"
+    assert "halonet_h1" not in weight_sources()
     assert WEIGHTS.get("resnet18").summary == "timm:resnet18, torchvision:resnet18"
     assert {p.model for p in PAIRS if p.source == "torchvision"} == {
         "resnet18", "resnet50", "resnext50_32x4d", "densenet121", "vgg16_bn", "efficientnet_b0", "convnext_tiny",
@@ -144,6 +149,37 @@ def test_inceptionnext_bias_edit_concatenates_in_branch_order():
     assert state["s.token_mixer.bias"].tolist() == [0, 0, 1, 1, 2, 2]
 
 
+def test_crossvit_qkv_edit_against_separate_projections():
+    """timm's CrossViT fusion attention, built here from its definition (separate wq, wk, wv; the class token the
+    only query), equals convzoo's attention with the edited (concatenated) qkv."""
+    torch.manual_seed(0)
+    dim, heads = 16, 4
+    state = {"b.attn.wq.weight": torch.randn(dim, dim, dtype=torch.float64)}
+    state["b.attn.wq.bias"] = torch.randn(dim, dtype=torch.float64)
+    for p in "kv":
+        state[f"b.attn.w{p}.weight"] = torch.randn(dim, dim, dtype=torch.float64)
+        state[f"b.attn.w{p}.bias"] = torch.randn(dim, dtype=torch.float64)
+    state["b.attn.proj.weight"] = torch.randn(dim, dim, dtype=torch.float64)
+    state["b.attn.proj.bias"] = torch.randn(dim, dtype=torch.float64)
+    x = torch.randn(2, 7, dim, dtype=torch.float64)
+
+    def linear(name: str, t: torch.Tensor) -> torch.Tensor:
+        return t @ state[f"b.attn.{name}.weight"].T + state[f"b.attn.{name}.bias"]
+
+    q = linear("wq", x[:, :1]).view(2, 1, heads, 4).transpose(1, 2)  # (N, heads, 1, d)
+    k = linear("wk", x).view(2, 7, heads, 4).transpose(1, 2)  # (N, heads, 7, d)
+    v = linear("wv", x).view(2, 7, heads, 4).transpose(1, 2)
+    attn = torch.softmax(q @ k.transpose(-1, -2) / 2.0, -1)  # scale (16 / 4)^-1/2
+    want = linear("proj", (attn @ v).transpose(1, 2).reshape(2, 1, dim))
+    edited = dict(state)
+    notes = _crossvit_fusion_qkv(edited)
+    assert list(edited) == ["b.attn.qkv.weight", "b.attn.qkv.bias", "b.attn.proj.weight", "b.attn.proj.bias"]
+    assert notes[0] == "b.attn.qkv.weight = cat(b.attn.wq.weight, b.attn.wk.weight, b.attn.wv.weight)"
+    ours = MultiHeadAttention(dim, heads).double()
+    ours.load_state_dict({k.removeprefix("b.attn."): v for k, v in edited.items()})
+    torch.testing.assert_close(ours(x[:, :1], context=x), want, rtol=0, atol=1e-12)
+
+
 def test_legacy_seresnet_layout_and_eps_adjustments():
     model = create_model("se_resnet50", layers=(1, 1, 1, 1))
     notes = _legacy_seresnet(model)
@@ -190,6 +226,14 @@ def test_models_command_shows_ecosystem_weights(capsys):
     assert main(["models", "res*", "--no-macs"]) == 0
     lines = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]}
     assert lines["resnet18"] == "timm+torchvision" and lines["resnest50d"] == "timm" and lines["resnet34"] == "-"
+    lines = {}
+    for pattern in ("nasnet*", "crossvit*", "halonet*"):
+        assert main(["models", pattern, "--no-macs"]) == 0
+        lines.update({line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]})
+    assert lines == {
+        "nasnet_a_mobile": "-", "nasnet_a_large": "timm", "crossvit_small": "timm", "crossvit_9_dagger": "timm",
+        "halonet_h1": "-",
+    }  # fmt: skip
 
 
 class Conv2dSame(nn.Conv2d):

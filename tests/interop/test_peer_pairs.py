@@ -15,8 +15,10 @@ from tests.interop._peer import randomize, require
 pytestmark = pytest.mark.peer
 
 # the input side each pair runs at: 64 unless a model fixes it (Mixer's token MLP takes 224/16 = 14 tokens a
-# side; timm's VGG holds its first FC as a 7x7 conv, equal to convzoo's linear where the last map is 7x7)
-_SIDE = {"mixer_b16_224": 224, "vgg16_bn": 224, "inception_v3": 96}
+# side; timm's VGG holds its first FC as a 7x7 conv, equal to convzoo's linear where the last map is 7x7;
+# CrossViT's position embeddings are sized for 240; NASNet-A at 64 has stride-2 inputs of even sides, 16² to 4²,
+# where SAME padding is not symmetric)
+_SIDE = {"mixer_b16_224": 224, "vgg16_bn": 224, "inception_v3": 96, "crossvit_small": 240, "crossvit_9_dagger": 240}
 
 
 def _pair_id(pair) -> str:
@@ -83,3 +85,26 @@ def test_torchvision_inception_v3_transform_input_is_folded():
     map_state(unfolded, source.state_dict(), next(p for p in PAIRS if p.spec == "torchvision:inception_v3"))
     with torch.no_grad():
         assert (unfolded(x) - source(x)).abs().max().item() > 1e-6  # the fold is needed
+
+
+def test_nasnet_only_timms_padding_reproduces_timms_port():
+    """timm's ``nasnetalarge`` pads as TensorFlow's SAME except that its stride-2 average pools count the zero
+    padding: after the mapping only ``padding="timm"`` equals it, at even sides (where SAME is not symmetric)
+    and at odd ones (where only the average pools differ). timm's class at a small width (F = 16)."""
+    require("timm")
+    from timm.models.nasnet import NASNetALarge
+
+    torch.manual_seed(0)
+    source = randomize(NASNetALarge(num_classes=10, stem_size=16, num_features=16 * 24), seed=1)
+    model = create_model("nasnet_a_large", num_classes=10, filters=16, stem_filters=16).double().eval()
+    report = load_weights(model, source, "timm:nasnetalarge")
+    assert model.padding == "timm" and len(report.adjusted) == 4 * 7
+    for side in (64, 67):  # stride-2 inputs 31, 16, 8, 4, 2 and 33, 17, 9, 5, 3
+        x = torch.randn(2, 3, side, side, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            want = source(x)
+            diffs = {}
+            for mode in ("symmetric", "same", "timm"):
+                model.set_padding(mode)
+                diffs[mode] = (model(x) - want).abs().max().item()
+        assert diffs["timm"] <= 1e-12 and diffs["same"] > 1e-6 and diffs["symmetric"] > 1e-6, (side, diffs)

@@ -13,7 +13,22 @@ source computes:
   conv of a downsampling bottleneck, and the stem max-pool has padding 0 with ceil mode;
 - VGG-16-BN from timm: the first FC is held as a 7×7 conv (equal where the last feature map is 7×7);
 - Inception-v3: timm's port has no auxiliary classifier (convzoo's keeps its values, reported as kept);
-  torchvision's released weights run with ``transform_input``, folded exactly into the first conv and its BN.
+  torchvision's released weights run with ``transform_input``, folded exactly into the first conv and its BN;
+- NASNet-A Large (timm ``nasnetalarge``, ported from the TF-Slim checkpoint): each normal and in-stage reduction
+  cell registers the previous cell's 1×1 before the last one's (convzoo: the last one's first), and the stride-2
+  separable convs and pools pad as TensorFlow's SAME does (convzoo: symmetric k // 2; they differ at even
+  sides), except that timm's stride-2 average pools count the zero padding (TensorFlow's excludes it): the
+  loaded model is switched to ``padding="timm"`` (:meth:`convzoo.models.nasnet.NASNetA.set_padding`);
+- CrossViT-S, CrossViT-9†: timm keeps each fusion's query, key and value projections apart (``wq``, ``wk``,
+  ``wv``; convzoo: one ``qkv``, concatenated), and a block's four projections and fusions grouped by kind
+  (convzoo: by branch); the class tokens and position embeddings come first in timm.
+
+No HaloNet pair: convzoo's HaloNet-H1 has the layout and the 8,100,056 parameters of timm's ``halonet_h1``, but
+timm releases no weights for it, and its attention lets the zero-padded keys of the border halos into the
+softmax (convzoo masks them out), so the outputs differ at every border block; timm's HaloNets with weights
+(``halonet26t``, ``sehalonet33ts``, ``halonet50ts``, ``eca_halonext26ts``, ``halo2botnet50ts_256``,
+``lamhalobotnet50ts_256``, ``haloregnetz_b``) are other architectures (tiered or RegNet stems, conv or
+bottleneck-attention blocks in some stages, SiLU, 10.8M to 22.7M parameters).
 """
 
 from __future__ import annotations
@@ -101,6 +116,43 @@ def _legacy_seresnet(model: nn.Module) -> list[str]:
             changed.append(f"stages.{i}.0: stride {body[0].stride} moved from the 3x3 (body.3) to the 1x1 (body.0)")
     return changed
 
+
+def _timm_nasnet_padding(model: nn.Module) -> list[str]:
+    """Pad the stride-2 separable convs and pools as timm's ``nasnetalarge`` port does (SAME; its stride-2
+    average pools count the zero padding)."""
+    return model.set_padding("timm")
+
+
+def _crossvit_fusion_qkv(state: dict[str, Tensor]) -> list[str]:
+    """Concatenate each fusion's ``wq``, ``wk``, ``wv`` (weights, biases) into the one ``qkv`` convzoo's
+    attention holds, rows in that order, where ``wq`` was."""
+    first = re.compile(r"^(.*\.attn\.)wq\.(weight|bias)$")
+    part = re.compile(r"\.attn\.w[qkv]\.(weight|bias)$")
+    items, edited = dict(state), []
+    state.clear()
+    for key, value in items.items():
+        match = first.match(key)
+        if match:
+            prefix, kind = match.groups()
+            parts = [f"{prefix}w{p}.{kind}" for p in "qkv"]
+            state[f"{prefix}qkv.{kind}"] = torch.cat([items[k] for k in parts])  # (3·C, C) or (3·C,)
+            edited.append(f"{prefix}qkv.{kind} = cat({', '.join(parts)})")
+        if not part.search(key):
+            state[key] = value
+    return edited
+
+
+# timm's CrossViT: the class tokens and position embeddings first (pos_embed_i, cls_token_i per branch), and in a
+# block the branches' blocks, then projs, fusion and revert_projs each for both branches; convzoo's fusion d is
+# projs.d, fusion.d, revert_projs.d
+_CROSSVIT = (
+    Regroup("", (r"patch_embed\.", r"cls_token_0$", r"cls_token_1$", r"pos_embed_0$", r"pos_embed_1$", "*")),
+    Regroup(
+        r"blocks\.\d+\.",
+        (r"blocks\.", r"projs\.0\.", r"fusion\.0\.", r"revert_projs\.0\.", r"projs\.1\.", r"fusion\.1\.", "*"),
+    ),
+)
+_CROSSVIT_DIFFERS = "wq, wk, wv of each fusion (convzoo: one qkv, concatenated)"
 
 _EFFICIENTNET_EPS = set_norm_eps(nn.BatchNorm2d, 1e-5)
 _METAFORMER_HEAD_EPS = set_norm_eps(nn.LayerNorm, 1e-6, "head.hidden")
@@ -201,6 +253,30 @@ PAIRS: tuple[Pair, ...] = (
         regroup=(Regroup("", ("*", r"AuxLogits\.")),),
         settings=_tv_inception_settings,
         differs="transform_input (on with the released weights) folded into the first conv and BN",
+    ),
+    Pair(
+        "nasnet_a_large",
+        "timm",
+        "nasnetalarge",
+        regroup=(Regroup(r"(?:reduction_)?cell_\d+\.", (r"conv_1x1\.", "*")),),
+        adjust=(_timm_nasnet_padding,),
+        differs="SAME padding at stride 2, average pools counting the padding (convzoo: symmetric k // 2)",
+    ),
+    Pair(
+        "crossvit_small",
+        "timm",
+        "crossvit_small_240",
+        regroup=_CROSSVIT,
+        edits=(_crossvit_fusion_qkv,),
+        differs=_CROSSVIT_DIFFERS,
+    ),
+    Pair(
+        "crossvit_9_dagger",
+        "timm",
+        "crossvit_9_dagger_240",
+        regroup=_CROSSVIT,
+        edits=(_crossvit_fusion_qkv,),
+        differs=_CROSSVIT_DIFFERS,
     ),
     Pair(
         "rdnet_tiny",
