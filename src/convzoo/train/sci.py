@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["adjoint", "least_norm", "random_masks", "snapshot"]
+__all__ = ["adjoint", "least_norm", "random_masks", "snapshot", "video_psnr"]
 
 
 def random_masks(frames: int, height: int, width: int, seed: int = 0, density: float = 0.5) -> Tensor:
@@ -38,3 +38,12 @@ def least_norm(measurement: Tensor, masks: Tensor) -> Tensor:
     """``Φᵀ((ΦΦᵀ)⁻¹ y)`` with ``ΦΦᵀ = Σ_t M_t²`` (pixels no mask sees are left at 0)."""
     weight = masks.pow(2).sum(-3)  # (…, H, W)
     return adjoint(torch.where(weight > 0, measurement / weight.clamp_min(1e-12), 0.0), masks)
+
+
+def video_psnr(estimate: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """PSNR in dB of each frame of ``(N, T, H, W)`` videos: ``(N, T)``, ``10 log₁₀(range² / MSE)`` (an exact frame
+    scores ``10 log₁₀(range² / 1e-10)``, not infinity)."""
+    if estimate.shape != target.shape:
+        raise ValueError(f"video_psnr: shapes {tuple(estimate.shape)} and {tuple(target.shape)} differ")
+    mse = (estimate - target).pow(2).mean(dim=(-2, -1)).clamp_min(1e-10)
+    return 10 * torch.log10(data_range**2 / mse)
