@@ -22,25 +22,26 @@ from convzoo.train.diffusion import GaussianDiffusion
 
 def _mirror(x, t, labels):
     """A denoiser that mixes the halves: each pixel plus its mirror image across the concatenation seam."""
-    return x + x.flip(-1)
+    return x + x.flip(-2)
 
 
 def test_guidance_equals_the_hand_computed_case():
     diffusion = GaussianDiffusion(timesteps=2, beta_start=0.36, beta_end=0.5)  # ᾱ₀ = 0.64: √ᾱ = 0.8, √(1−ᾱ) = 0.6
-    person_t = torch.tensor([[[[1.0, 2.0]]]], dtype=torch.float64)
-    garment0 = torch.tensor([[[[1.0, 2.0]]]], dtype=torch.float64)
-    noise = torch.tensor([[[[0.5, -1.0]]]], dtype=torch.float64)
+    column = [[[[1.0], [2.0]]]]  # (1, 1, 2, 1): halves stack along the height
+    person_t = torch.tensor(column, dtype=torch.float64)
+    garment0 = torch.tensor(column, dtype=torch.float64)
+    noise = torch.tensor([[[[0.5], [-1.0]]]], dtype=torch.float64)
     t, labels = torch.tensor([0]), torch.tensor([0])
     # garment at t: 0.8·[1, 2] + 0.6·[0.5, −1] = [1.1, 1.0]; null garment: 0.6·[0.5, −1] = [0.3, −0.6]
     # ε(c)  = [1, 2, 1.1, 1.0] + [1.0, 1.1, 2, 1]  → person half [2.0, 3.1]
     # ε(∅)  = [1, 2, 0.3, −0.6] + [−0.6, 0.3, 2, 1] → person half [0.4, 2.3]
     # s = 2.5: [0.4 + 2.5·1.6, 2.3 + 2.5·0.8] = [4.4, 4.3]
     got = recat_guidance(_mirror, diffusion, person_t, garment0, t, labels, 2.5, noise)
-    torch.testing.assert_close(got, torch.tensor([[[[4.4, 4.3]]]], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(got, torch.tensor([[[[4.4], [4.3]]]], dtype=torch.float64), rtol=0, atol=1e-12)
     one = recat_guidance(_mirror, diffusion, person_t, garment0, t, labels, 1.0, noise)  # conditional alone
-    torch.testing.assert_close(one, torch.tensor([[[[2.0, 3.1]]]], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(one, torch.tensor([[[[2.0], [3.1]]]], dtype=torch.float64), rtol=0, atol=1e-12)
     zero = recat_guidance(_mirror, diffusion, person_t, garment0, t, labels, 0.0, noise)  # null branch alone
-    torch.testing.assert_close(zero, torch.tensor([[[[0.4, 2.3]]]], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(zero, torch.tensor([[[[0.4], [2.3]]]], dtype=torch.float64), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="scale must be"):
         recat_guidance(_mirror, diffusion, person_t, garment0, t, labels, -1.0, noise)
 
@@ -52,12 +53,12 @@ def test_concatenation_round_trip_and_layout():
         assert joined.shape[dim] == 2 * person.shape[dim]
         back_p, back_g = split_halves(joined, dim=dim)
         assert torch.equal(back_p, person) and torch.equal(back_g, garment)
-    joined = concat_halves(person, garment)
-    assert torch.equal(joined[..., :5], person) and torch.equal(joined[..., 5:], garment)  # person left, garment right
+    joined = concat_halves(person, garment)  # CatVTON's layout: person on top, garment below
+    assert torch.equal(joined[..., :4, :], person) and torch.equal(joined[..., 4:, :], garment)
     with pytest.raises(ValueError, match="differ"):
         concat_halves(person, garment[..., :4])
     with pytest.raises(ValueError, match="odd"):
-        split_halves(torch.randn(1, 1, 2, 3))
+        split_halves(torch.randn(1, 1, 3, 2))
 
 
 class _Table(nn.Module):
@@ -75,17 +76,17 @@ def test_garment_half_receives_no_loss():
     diffusion = GaussianDiffusion(timesteps=10)
     person0 = torch.rand(3, 2, 4, 4, dtype=torch.float64)
     garment0 = torch.rand(3, 2, 4, 4, dtype=torch.float64)
-    table = _Table((3, 2, 4, 8))
+    table = _Table((3, 2, 8, 4))
     loss = tryon_loss(table, diffusion, person0, garment0, torch.zeros(3, dtype=torch.long),
                       generator=torch.Generator().manual_seed(0))  # fmt: skip
     loss.backward()
-    assert torch.count_nonzero(table.out.grad[..., 4:]) == 0
-    assert torch.count_nonzero(table.out.grad[..., :4]) == table.out.grad[..., :4].numel()
+    assert torch.count_nonzero(table.out.grad[..., 4:, :]) == 0
+    assert torch.count_nonzero(table.out.grad[..., :4, :]) == table.out.grad[..., :4, :].numel()
     # the value: the same draws, scored on the person half by hand
     g = torch.Generator().manual_seed(0)
     torch.randint(0, 10, (3,), generator=g)
     noise_p = torch.randn(person0.shape, generator=g, dtype=torch.float32).double()
-    expected = ((table.out.detach()[..., :4] - noise_p) ** 2).sum().item() / noise_p.numel()
+    expected = ((table.out.detach()[..., :4, :] - noise_p) ** 2).sum().item() / noise_p.numel()
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -143,5 +144,9 @@ def test_registered_wrapper_trains_and_samples():
         diffusion, garment0, steps=3, guidance=1.5, generator=torch.Generator().manual_seed(1)
     )
     assert samples.shape == (2, 1, 8, 8) and samples.abs().max() <= 1
+    wide = create_model("re_catvton_dic_s", in_channels=1, input_size=8, dim=-1, **entry.info.test_cfg)
+    assert wide(person0, garment0, torch.tensor([3, 7])).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="garment_dropout"):
         create_model("re_catvton_dic_s", garment_dropout=1.5)
+    with pytest.raises(ValueError, match="dim must be"):
+        create_model("re_catvton_dic_s", dim=1)

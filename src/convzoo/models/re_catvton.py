@@ -1,10 +1,14 @@
 """Re-CatVTON (S97, re-catvton): single-denoiser virtual try-on by spatial concatenation, with the garment half
 injected from the clean garment, excluded from the loss, and a classifier-free guidance that acts on the person half.
 
-One denoiser sees the person latent and the garment latent side by side, ``[x_p | x_g]`` (``(N, C, H, 2W)`` for two
-``(N, C, H, W)`` latents concatenated along the width, :func:`concat_halves`; :func:`split_halves` undoes it), so
-the garment conditions the person through the network's own spatial mixing. What Re-CatVTON changes relative to
-CatVTON, each a function here over any denoiser ``ε(x, t, labels)`` (a registered ``diffusion`` backbone):
+One denoiser sees the person latent and the garment latent one above the other, ``[x_p | x_g]`` (``(N, C, 2H, W)``
+for two ``(N, C, H, W)`` latents concatenated along the height, CatVTON's axis; any spatial ``dim`` may be given;
+:func:`concat_halves`, and :func:`split_halves` undoes it), so the garment conditions the person through the
+network's own spatial mixing. In CatVTON (its released ``model/pipeline.py``) both halves of the noisy latent are
+denoised from noise, the clean garment enters only through the inpainting channels, the loss covers both halves,
+and guidance zeroes the garment in those channels alone and extrapolates the whole latent, so the garment still
+reaches the "unconditional" branch through the half being denoised. What Re-CatVTON changes, each a function here
+over any denoiser ``ε(x, t, labels)`` (a registered ``diffusion`` backbone):
 
 * time-aligned ground-truth garment (:func:`noised_garment`): at timestep ``t`` the garment half is the clean
   garment latent noised to ``t``, ``√ᾱ_t z_g + √(1−ᾱ_t) ε_g``, during training and at every sampling step, never
@@ -13,8 +17,8 @@ CatVTON, each a function here over any denoiser ``ε(x, t, labels)`` (a register
   the garment half of the prediction receives no gradient. With probability ``garment_dropout`` a training
   example's garment is replaced by the null garment (zeros) so the same network learns the unconditional branch;
 * guidance on the person half (:func:`recat_guidance`): with ``c = [x_p | q_t(z_g)]`` and the null branch
-  ``∅ = [x_p | q_t(0)] = [x_p | √(1−ᾱ_t) ε_g]`` (the same garment noise in both),
-  ``ε̂_p = ε_p(∅) + s · (ε_p(c) − ε_p(∅))``; the garment half of either prediction is discarded, so no guided
+  ``∅ = [x_p | q_t(0)] = [x_p | √(1−ᾱ_t) ε_g]`` (the same garment noise in both; no garment anywhere in the null
+  branch), ``ε̂_p = ε_p(∅) + s · (ε_p(c) − ε_p(∅))``; the garment half of either prediction is discarded, so no guided
   (extrapolated) values ever enter the garment half: the next step re-injects it from ``z_g``
   (:func:`sample_tryon`).
 
@@ -66,15 +70,15 @@ class Diffusion(Protocol):
     ) -> Tensor: ...
 
 
-def concat_halves(person: Tensor, garment: Tensor, dim: int = -1) -> Tensor:
-    """``[person | garment]`` along ``dim`` (the width by default): two ``(N, C, H, W)`` → ``(N, C, H, 2W)``."""
+def concat_halves(person: Tensor, garment: Tensor, dim: int = -2) -> Tensor:
+    """``[person | garment]`` along ``dim`` (the height by default): two ``(N, C, H, W)`` → ``(N, C, 2H, W)``."""
     if person.shape != garment.shape:
         raise ValueError(f"concat_halves: person {tuple(person.shape)} and garment {tuple(garment.shape)} differ")
     return torch.cat([person, garment], dim=dim)
 
 
-def split_halves(x: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:
-    """The person and garment halves of ``[person | garment]`` along ``dim``: ``(N, C, H, 2W)`` → two ``(N, C, H,
+def split_halves(x: Tensor, dim: int = -2) -> tuple[Tensor, Tensor]:
+    """The person and garment halves of ``[person | garment]`` along ``dim``: ``(N, C, 2H, W)`` → two ``(N, C, H,
     W)``."""
     if x.shape[dim] % 2:
         raise ValueError(f"split_halves: dim {dim} of {tuple(x.shape)} is odd, not two equal halves")
@@ -97,6 +101,7 @@ def tryon_loss(
     labels: Tensor,
     garment_dropout: float = 0.0,
     generator: torch.Generator | None = None,
+    dim: int = -2,
 ) -> Tensor:
     """ε-prediction MSE on the person half only, at a uniformly drawn timestep per example; each garment is
     replaced by the null garment with probability ``garment_dropout`` (draws from ``generator``, else the global
@@ -109,8 +114,8 @@ def tryon_loss(
     noise_g = torch.randn(garment0.shape, generator=generator).to(device, garment0.dtype)
     keep = (torch.rand(n, generator=generator) >= garment_dropout).to(device)
     garment0 = garment0 * keep.view(-1, *([1] * (garment0.dim() - 1))).to(garment0.dtype)  # dropped → zeros
-    x = concat_halves(diffusion.q_sample(person0, t, noise_p), noised_garment(diffusion, garment0, t, noise_g))
-    eps_person, _ = split_halves(denoiser(x, t, labels))  # the garment half is not scored
+    x = concat_halves(diffusion.q_sample(person0, t, noise_p), noised_garment(diffusion, garment0, t, noise_g), dim)
+    eps_person, _ = split_halves(denoiser(x, t, labels), dim)  # the garment half is not scored
     return torch.mean((eps_person.float() - noise_p.float()) ** 2)
 
 
@@ -123,18 +128,19 @@ def recat_guidance(
     labels: Tensor,
     scale: float,
     garment_noise: Tensor,
+    dim: int = -2,
 ) -> Tensor:
     """The guided person-half noise ``ε_p(∅) + s (ε_p(c) − ε_p(∅))`` with ``c = [x_p | q_t(z_g)]`` and
     ``∅ = [x_p | q_t(0)]``, both garments noised with ``garment_noise``: ``(N, C, H, W)``. ``scale`` 1 evaluates the
     conditional branch alone."""
     if scale < 0:
         raise ValueError(f"recat_guidance: scale must be ≥ 0, got {scale}")
-    cond = concat_halves(person_t, noised_garment(diffusion, garment0, t, garment_noise))
+    cond = concat_halves(person_t, noised_garment(diffusion, garment0, t, garment_noise), dim)
     if scale == 1:
-        return split_halves(denoiser(cond, t, labels))[0]
-    null = concat_halves(person_t, noised_garment(diffusion, None, t, garment_noise))
+        return split_halves(denoiser(cond, t, labels), dim)[0]
+    null = concat_halves(person_t, noised_garment(diffusion, None, t, garment_noise), dim)
     out = denoiser(torch.cat([cond, null]), torch.cat([t, t]), torch.cat([labels, labels]))
-    eps_cond, eps_null = split_halves(out)[0].chunk(2)  # person halves, (N, C, H, W) each
+    eps_cond, eps_null = split_halves(out, dim)[0].chunk(2)  # person halves, (N, C, H, W) each
     return eps_null + scale * (eps_cond - eps_null)
 
 
@@ -150,6 +156,7 @@ def sample_tryon(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip: bool = True,
+    dim: int = -2,
 ) -> Tensor:
     """DDIM sampling of the person half ``(N, C, H, W)`` for the clean garments ``garment0``; the garment half is
     re-injected from ``garment0`` at every step (:func:`noised_garment` with fresh noise), and the guidance is
@@ -160,7 +167,7 @@ def sample_tryon(
     for t, t_prev in zip(timesteps, [*timesteps[1:], -1], strict=True):
         ts = torch.full((x.shape[0],), t, device=device)
         garment_noise = torch.randn(garment0.shape, generator=generator).to(device, garment0.dtype)
-        eps = recat_guidance(denoiser, diffusion, x, garment0, ts, labels, guidance, garment_noise)
+        eps = recat_guidance(denoiser, diffusion, x, garment0, ts, labels, guidance, garment_noise, dim)
         noise = torch.randn(x.shape, generator=generator).to(device, x.dtype) if t_prev >= 0 and eta > 0 else None
         x = diffusion.ddim_step(x, eps, t, t_prev, eta, noise, clip)
     return x.clamp(-1, 1) if clip else x
@@ -170,7 +177,8 @@ def sample_tryon(
 class ReCatVTONConfig:
     backbone: str = "dic_s"  # a registered diffusion model
     in_channels: int = 4  # SD-VAE latents
-    input_size: int = 32  # the person's (and the garment's) side; the denoiser sees input_size × 2·input_size
+    input_size: int = 32  # the person's (and the garment's) side; the denoiser sees 2·input_size × input_size
+    dim: int = -2  # the concatenation axis: -2 height (CatVTON's), -1 width
     garment_dropout: float = 0.1  # null-garment probability in training, for the guidance
     backbone_cfg: tuple[tuple[str, Any], ...] = ()  # further config overrides of the backbone
 
@@ -185,6 +193,8 @@ class ReCatVTON(nn.Module):
         super().__init__()
         check_int(config.in_channels, "in_channels", "Re-CatVTON")
         check_int(config.input_size, "input_size", "Re-CatVTON")
+        if config.dim not in (-1, -2):
+            raise ValueError(f"Re-CatVTON: dim must be -1 (width) or -2 (height), got {config.dim}")
         if not 0 <= config.garment_dropout < 1:
             raise ValueError(f"Re-CatVTON: garment_dropout must be in [0, 1), got {config.garment_dropout}")
         self.config = config
@@ -205,17 +215,17 @@ class ReCatVTON(nn.Module):
         return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
 
     def forward(self, person_t: Tensor, garment_t: Tensor, t: Tensor) -> Tensor:
-        return split_halves(self.backbone(concat_halves(person_t, garment_t), t, self._labels(person_t)))[0]
+        dim = self.config.dim
+        return split_halves(self.backbone(concat_halves(person_t, garment_t, dim), t, self._labels(person_t)), dim)[0]
 
     def loss(self, diffusion: Diffusion, person0: Tensor, garment0: Tensor) -> Tensor:
         """:func:`tryon_loss` with the configured garment dropout."""
-        return tryon_loss(
-            self.backbone, diffusion, person0, garment0, self._labels(person0), self.config.garment_dropout
-        )
+        labels, dropout = self._labels(person0), self.config.garment_dropout
+        return tryon_loss(self.backbone, diffusion, person0, garment0, labels, dropout, dim=self.config.dim)
 
     def sample(self, diffusion: Diffusion, garment0: Tensor, **options: Any) -> Tensor:
         """:func:`sample_tryon` for ``(N, C, H, W)`` clean garments."""
-        return sample_tryon(self.backbone, diffusion, garment0, self._labels(garment0), **options)
+        return sample_tryon(self.backbone, diffusion, garment0, self._labels(garment0), dim=self.config.dim, **options)
 
 
 register_variant(
@@ -225,7 +235,7 @@ register_variant(
     papers=("re-catvton",),
     params=None,
     params_source="the DiC-S backbone's own count less its label table; the paper's SD-1.5 UNet is not built here",
-    input_size=(4, 32, 64),
+    input_size=(4, 64, 32),
     summary="Re-CatVTON (S97): DiC-S denoising [person | garment] side by side, person-half loss and guidance",
     task="tryon",
     takes_op=False,
