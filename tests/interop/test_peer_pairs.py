@@ -108,3 +108,16 @@ def test_nasnet_only_timms_padding_reproduces_timms_port():
                 model.set_padding(mode)
                 diffs[mode] = (model(x) - want).abs().max().item()
         assert diffs["timm"] <= 1e-12 and diffs["same"] > 1e-6 and diffs["symmetric"] > 1e-6, (side, diffs)
+
+
+def test_no_timm_halonet_with_weights_is_halonet_h1():
+    """Why there is no HaloNet pair: timm's HaloNets with weights have other layouts (their counts differ from
+    HaloNet-H1's 8,100,056), and timm's ``halonet_h1`` has that layout but no weights."""
+    timm = require("timm")
+    with torch.device("meta"):
+        ours = sum(p.numel() for p in create_model("halonet_h1").parameters())
+        counts = {name: sum(p.numel() for p in timm.create_model(name.split(".")[0]).parameters())
+                  for name in timm.list_pretrained("*halo*")}  # fmt: skip
+        h1 = sum(p.numel() for p in timm.create_model("halonet_h1").parameters())
+    assert len(counts) >= 7 and ours not in counts.values(), counts
+    assert h1 == ours == 8_100_056 and not timm.list_pretrained("halonet_h1*")

@@ -20,15 +20,16 @@ source computes:
   sides), except that timm's stride-2 average pools count the zero padding (TensorFlow's excludes it): the
   loaded model is switched to ``padding="timm"`` (:meth:`convzoo.models.nasnet.NASNetA.set_padding`);
 - CrossViT-S, CrossViT-9†: timm keeps each fusion's query, key and value projections apart (``wq``, ``wk``,
-  ``wv``; convzoo: one ``qkv``, concatenated), and a block's four projections and fusions grouped by kind
-  (convzoo: by branch); the class tokens and position embeddings come first in timm.
+  ``wv``; convzoo: one ``qkv``, concatenated), and a block's projections, fusions and back-projections grouped
+  by kind (convzoo: by branch); the class tokens and position embeddings come first in timm.
 
-No HaloNet pair: convzoo's HaloNet-H1 has the layout and the 8,100,056 parameters of timm's ``halonet_h1``, but
-timm releases no weights for it, and its attention lets the zero-padded keys of the border halos into the
-softmax (convzoo masks them out), so the outputs differ at every border block; timm's HaloNets with weights
-(``halonet26t``, ``sehalonet33ts``, ``halonet50ts``, ``eca_halonext26ts``, ``halo2botnet50ts_256``,
-``lamhalobotnet50ts_256``, ``haloregnetz_b``) are other architectures (tiered or RegNet stems, conv or
-bottleneck-attention blocks in some stages, SiLU, 10.8M to 22.7M parameters).
+No HaloNet pair: timm's ``halonet_h1`` has convzoo's HaloNet-H1 layout (all 8,100,056 parameters pair up), but
+timm releases no weights for it (tag ``untrained``), and its attention lets the zero-padded keys of the border
+halos into the softmax where convzoo's masks them out, so the outputs differ (the only difference: equal once the
+mask is left out); timm's HaloNets with weights (``halonet26t``, ``sehalonet33ts``, ``halonet50ts``,
+``eca_halonext26ts``, ``halo2botnet50ts_256``, ``lamhalobotnet50ts_256``, ``haloregnetz_b``) are other
+architectures: 4× expanded bottlenecks with conv blocks in the early stages, or RegNet-Z blocks; tiered or
+RegNet stems; SE, ECA or SiLU in some; 10.76M to 22.73M parameters.
 """
 
 from __future__ import annotations
