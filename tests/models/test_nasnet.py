@@ -138,6 +138,11 @@ def test_set_padding_swaps_the_stride_2_modules_around_the_same_weights():
         model.set_padding("x")
     with pytest.raises(ValueError, match=r"padding 'same' needs the default depthwise convs, not op='asym'"):
         create_model("nasnet_a_mobile", op="asym", padding="same", **SMALL)
+    replaced = create_model("nasnet_a_mobile", op="asym", **SMALL)
+    before = repr(replaced)
+    with pytest.raises(ValueError, match=r"padding 'timm' needs the default depthwise conv at stages.0.0.c0_left"):
+        replaced.set_padding("timm")
+    assert repr(replaced) == before and replaced.padding == "symmetric"  # refused before changing anything
 
 
 def _timm():

@@ -174,6 +174,7 @@ class SepStack(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, ctx: _Ctx, position: str) -> None:
         super().__init__()
+        self.stride = stride
         layers: list[nn.Module] = []
         for i, (a, b, s) in enumerate(((c_in, c_out, stride), (c_out, c_out, 1))):
 
@@ -390,28 +391,25 @@ class NASNetA(ConvNet):
         :class:`NASNetConfig`), in place: the modules are rebuilt around the same parameters. Returns what
         changed. A stride-2 depthwise conv replaced through ``op=`` only pads symmetrically."""
         check_choice(mode, PADDINGS, "padding", self.name)
+        stacks = [(n, m) for n, m in self.named_modules() if isinstance(m, SepStack) and m.stride == 2]
+        for name, stack in stacks:
+            if mode != "symmetric" and type(stack.body[1]) not in (nn.Conv2d, SameConv2d):
+                raise ValueError(
+                    f"{self.name}: padding {mode!r} needs the default depthwise conv at {name}.body.1, "
+                    f"not the op= {type(stack.body[1]).__name__}"
+                )
         changed = []
-        for name, module in list(self.named_modules()):
-            if isinstance(module, SepStack):
-                conv = module.body[1]
-                if conv.stride[0] == 1:
-                    continue
-                if type(conv) not in (nn.Conv2d, SameConv2d):
-                    if mode == "symmetric":
-                        continue
-                    raise ValueError(
-                        f"{self.name}: padding {mode!r} needs the default depthwise conv at {name}.body.1, "
-                        f"not the op= {type(conv).__name__}"
-                    )
-                new = _depthwise(conv, mode)
-                if type(new) is not type(conv):
-                    module.body[1] = new
-                    changed.append(f"{name}.body.1: {type(conv).__name__} -> {type(new).__name__}")
-            elif isinstance(module, ReductionCell):
+        for name, stack in stacks:
+            conv = stack.body[1]
+            if type(conv) in (nn.Conv2d, SameConv2d) and type(new := _depthwise(conv, mode)) is not type(conv):
+                stack.body[1] = new
+                changed.append(f"{name}.body.1: {type(conv).__name__} -> {type(new).__name__}")
+        for name, cell in self.named_modules():
+            if isinstance(cell, ReductionCell):
                 for part, kind in (("c1_left", "max"), ("c2_left", "avg"), ("c4_right", "max")):
-                    old, new = getattr(module, part), _pool(kind, 2, mode)
-                    if repr(old) != repr(new):
-                        setattr(module, part, new)
+                    old, new = getattr(cell, part), _pool(kind, 2, mode)
+                    if repr(old) != repr(new):  # another kind, padding or count
+                        setattr(cell, part, new)
                         changed.append(f"{name}.{part}: {old} -> {new}")
         self.padding = mode
         return changed
