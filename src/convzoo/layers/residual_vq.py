@@ -9,6 +9,11 @@ iterations on its residuals (seeded from the batch); afterwards, in training, co
 with ``decay`` and Laplace smoothing (the VQ-VAE-2 / SoundStream rule), and the commitment loss
 ``β · ||x − sg(q)||²`` is returned for the encoder. ``stages`` at inference may be fewer than built (bitrate
 scalability): :meth:`ResidualVQ.bitrate` is ``steps_per_second · stages · log2(K)``.
+
+Two options follow ESC (S50) and DAC: ``l2norm=True`` picks the nearest codeword by cosine (residual and codewords
+l2-normalised for the search; the chosen codeword itself is used as stored); ``ema=False`` makes the codebooks an
+``nn.Parameter`` learned by gradient through the codebook loss ``Σ_s ||sg(r_s) − q_s||²`` (added to the returned
+loss; no EMA update), still k-means initialised on the first training batch.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int, check_number
@@ -36,6 +42,8 @@ class ResidualVQ(nn.Module):
         kmeans_iters: int = 10,
         commitment: float = 0.25,
         eps: float = 1e-5,
+        l2norm: bool = False,
+        ema: bool = True,
     ) -> None:
         super().__init__()
         owner = "ResidualVQ"
@@ -46,7 +54,11 @@ class ResidualVQ(nn.Module):
         self.kmeans_iters = check_int(kmeans_iters, "kmeans_iters", owner, low=0)
         self.commitment = check_number(commitment, "commitment", owner, low=0.0, low_open=False)
         self.eps = eps
-        self.register_buffer("codebooks", torch.zeros(stages, codebook_size, dim))
+        self.l2norm, self.ema = bool(l2norm), bool(ema)
+        if self.ema:
+            self.register_buffer("codebooks", torch.zeros(stages, codebook_size, dim))
+        else:
+            self.codebooks = nn.Parameter(torch.zeros(stages, codebook_size, dim))
         self.register_buffer("ema_counts", torch.ones(stages, codebook_size))
         self.register_buffer("ema_sums", torch.zeros(stages, codebook_size, dim))
         self.register_buffer("initialised", torch.tensor(False))
@@ -61,6 +73,11 @@ class ResidualVQ(nn.Module):
         distances = vectors.square().sum(1, keepdim=True) - 2 * vectors @ codebook.T + codebook.square().sum(1)
         return distances.argmin(1)  # (M,)
 
+    def _assign(self, vectors: Tensor, codebook: Tensor) -> Tensor:
+        if self.l2norm:
+            vectors, codebook = F.normalize(vectors, dim=1), F.normalize(codebook, dim=1)
+        return self.nearest(vectors, codebook)
+
     @torch.no_grad()
     def _kmeans(self, vectors: Tensor) -> Tensor:
         generator = torch.Generator(device="cpu").manual_seed(0)
@@ -69,7 +86,7 @@ class ResidualVQ(nn.Module):
         if centres.shape[0] < self.codebook_size:  # fewer vectors than codewords: repeat them
             centres = centres[torch.arange(self.codebook_size, device=vectors.device) % centres.shape[0]]
         for _ in range(self.kmeans_iters):
-            assign = self.nearest(vectors, centres)
+            assign = self._assign(vectors, centres)
             sums = torch.zeros_like(centres).index_add_(0, assign, vectors)
             counts = torch.bincount(assign, minlength=self.codebook_size).to(vectors.dtype)
             centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
@@ -82,6 +99,7 @@ class ResidualVQ(nn.Module):
         residual = flat
         quantised = torch.zeros_like(flat)
         codes = []
+        codebook_loss = x.new_zeros(())
         initialise = self.training and not bool(self.initialised)
         for s in range(stages):
             if initialise:
@@ -90,9 +108,11 @@ class ResidualVQ(nn.Module):
                     self.ema_sums[s] = self.codebooks[s]
                     self.ema_counts[s] = 1.0
             codebook = self.codebooks[s].to(flat.dtype)
-            index = self.nearest(residual, codebook)  # (N·T,)
+            index = self._assign(residual, codebook)  # (N·T,)
             chosen = codebook[index]
-            if self.training:
+            if not self.ema:
+                codebook_loss = codebook_loss + (residual.detach() - chosen).square().mean()
+            elif self.training:
                 with torch.no_grad():
                     counts = torch.bincount(index, minlength=self.codebook_size).to(self.ema_counts.dtype)
                     sums = torch.zeros_like(self.ema_sums[s]).index_add_(0, index, residual.to(self.ema_sums.dtype))
@@ -107,7 +127,7 @@ class ResidualVQ(nn.Module):
         if initialise:
             self.initialised.fill_(True)
         q = quantised.view(n, t, d).permute(0, 2, 1)  # (N, D, T)
-        loss = self.commitment * (x - q.detach()).square().mean()
+        loss = self.commitment * (x - q.detach()).square().mean() + codebook_loss
         return x + (q - x).detach(), torch.stack(codes), loss  # straight-through
 
     def decode(self, codes: Tensor) -> Tensor:
@@ -116,4 +136,7 @@ class ResidualVQ(nn.Module):
         return q.permute(0, 2, 1)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, stages={self.stages}, codebook_size={self.codebook_size}, decay={self.decay}"
+        return (
+            f"dim={self.dim}, stages={self.stages}, codebook_size={self.codebook_size}, decay={self.decay}, "
+            f"l2norm={self.l2norm}, ema={self.ema}"
+        )
