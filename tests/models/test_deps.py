@@ -74,6 +74,12 @@ def test_elastic_kernel_matches_a_loop_reference():
     # the identity matrices the blocks start from: a plain centre crop
     eye = {"7to5": torch.eye(25, dtype=torch.float64), "5to3": torch.eye(9, dtype=torch.float64)}
     assert torch.equal(elastic_kernel(weight, 3, (3, 5, 7), eye), weight[:, :, 2:5, 2:5])
+    # without the transform (DεpS's own setting): centre crops, and the blocks hold no matrices
+    assert torch.equal(elastic_kernel(weight, 5, (3, 5, 7), {}), weight[:, :, 1:6, 1:6])
+    plain = create_model("ofa_mbv3_small", **TINY, kernel_transform=False)
+    assert not any("transforms" in name for name, _ in plain.named_parameters())
+    block = plain.stages[0][0]
+    assert torch.equal(block.kernel(3, 16), block.depthwise[:16, :, 2:5, 2:5])
 
 
 def test_subnets_equal_the_supernet_under_their_config():

@@ -15,6 +15,7 @@ and an expand ratio, and per stage a depth:
 - **elastic kernel**: the ``k×k`` depthwise kernel is the centre ``k×k`` of the next larger kernel (itself
   derived the same way, from the stored ``max×max`` one) mapped by a learned ``k²×k²`` matrix per block and
   transition (7→5, 5→3), shared by every channel and initialised to the identity (:func:`elastic_kernel`);
+  ``kernel_transform=False`` takes plain centre crops (the official DεpS code's setting, whose runs fix k);
 - **elastic width**: ``mid = make_divisible(in · e, 8)`` leading channels of the expand conv, its BN, the
   depthwise kernel, the squeeze-excite (first ``make_divisible(mid / 4, 8)`` reduced channels) and the project
   conv's inputs; :meth:`OFASupernet.sort_channels` reorders the middle channels by importance (L1 norm of the
@@ -80,8 +81,11 @@ def elastic_kernel(weight: Tensor, size: int, sizes: tuple[int, ...], matrices: 
 
     From ``K`` down to ``size`` through every smaller entry of ``sizes``, each step takes the centre ``t×t`` of
     the current ``s×s`` kernel, flattens it per channel to ``t²`` values ``v`` and maps it to ``M_{s→t} v``
-    (``matrices[f"{s}to{t}"]``, ``(t², t²)``, shared by the channels).
+    (``matrices[f"{s}to{t}"]``, ``(t², t²)``, shared by the channels). Without ``matrices`` (the official DεpS
+    and BigNAS setting) the kernel is the plain centre ``size×size`` of the stored one.
     """
+    if not matrices:
+        return _centre(weight, size)
     ordered = sorted(sizes, reverse=True)
     kernel = weight
     for source, target in zip(ordered, ordered[1:], strict=False):
@@ -127,6 +131,7 @@ class OFAConfig:
     final_expand: int = 6
     feature_mix: int = 1280
     dropout: float = 0.1
+    kernel_transform: bool = True  # OFA's learned k²×k² matrices; False: plain centre crops (DεpS's own runs)
 
 
 def _act(hswish: bool) -> nn.Module:
@@ -206,6 +211,7 @@ class ElasticMBConv(nn.Module):
         hswish: bool,
         kernel_choices: tuple[int, ...],
         expand_choices: tuple[int, ...],
+        kernel_transform: bool = True,
     ) -> None:
         super().__init__()
         self.in_ch, self.out_ch, self.stride, self.hswish = in_ch, out_ch, stride, hswish
@@ -215,7 +221,7 @@ class ElasticMBConv(nn.Module):
         self.expand_bn = nn.BatchNorm2d(mid)
         self.depthwise = nn.Parameter(torch.empty(mid, 1, biggest, biggest))
         nn.init.kaiming_normal_(self.depthwise, mode="fan_out")
-        ordered = sorted(kernel_choices, reverse=True)
+        ordered = sorted(kernel_choices, reverse=True) if kernel_transform else []
         self.transforms = nn.ParameterDict(
             {f"{s}to{t}": nn.Parameter(torch.eye(t * t)) for s, t in zip(ordered, ordered[1:], strict=False)}
         )
@@ -373,6 +379,7 @@ class OFASupernet(nn.Module):
                     hswish,
                     config.kernel_choices,
                     config.expand_choices,
+                    config.kernel_transform,
                 )
                 for i in range(self.max_depth)
             ]
