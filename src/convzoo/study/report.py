@@ -4,15 +4,13 @@ torch and oneDNN versions, and the load around the run."""
 
 from __future__ import annotations
 
-import base64
-import csv
 import html
-import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from convzoo.core.files import atomic_write_json, atomic_write_text
+from convzoo.study.outputs import csv_text, machine_line, page, png, settings_table, write_outputs
+from convzoo.study.outputs import pareto as _pareto
 
 __all__ = ["COLUMNS", "accuracy_text", "machine_line", "pareto_front", "write_study"]
 
@@ -39,13 +37,8 @@ COLUMNS = (
 
 def pareto_front(rows: list[Any]) -> list[str]:
     """Ops no other op beats on both mean accuracy (higher) and deploy latency (lower), fastest first."""
-    done = sorted((r for r in rows if r.status == "ok"), key=lambda r: (r.latency_ms, -r.test_acc))
-    front, best = [], -1.0
-    for row in done:
-        if row.test_acc > best:
-            front.append(row.op)
-            best = row.test_acc
-    return front
+    done = [r for r in rows if r.status == "ok"]
+    return [r.op for r in _pareto(done, lambda r: r.latency_ms, lambda r: r.test_acc)]
 
 
 def accuracy_text(row: Any) -> str:
@@ -54,31 +47,6 @@ def accuracy_text(row: Any) -> str:
         return ""
     spread = "" if getattr(row, "test_acc_std", None) is None else f" ± {100 * row.test_acc_std:.2f}"
     return f"{100 * row.test_acc:.2f}{spread}"
-
-
-def machine_line(settings: dict[str, Any]) -> str:
-    """The machine and conditions of the run, one line: CPU, ISA flags, cpus, threads, torch, oneDNN."""
-    from convzoo.profile.machine import fingerprint_line
-
-    machine = settings.get("machine")
-    if machine:
-        return fingerprint_line(machine)
-    return f"{settings.get('threads_used')} threads, torch {settings.get('torch')}"
-
-
-def _csv(rows: list[Any]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in COLUMNS])
-    return buffer.getvalue()
-
-
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _std_pct(row: Any) -> float:
@@ -123,7 +91,7 @@ def _pareto_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
     ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.margins(x=0.12, y=0.08)
     ax.grid(alpha=0.3)
-    return _png(figure)
+    return png(figure)
 
 
 def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> str:
@@ -153,7 +121,7 @@ def _counts_png(rows: list[Any], front: list[str], settings: dict[str, Any]) -> 
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{settings['data']} test accuracy, % ({_seeds_phrase(settings)})")
     figure.suptitle("accuracy against size and work (red: on the latency Pareto front)")
-    return _png(figure)
+    return png(figure)
 
 
 def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tuple[str, str] | None) -> str:
@@ -175,12 +143,6 @@ def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tup
             f"<td>{cell(r.speedup, '{:.2f}×')}</td>"
             f"<td>{cell(r.efficiency, '{:.2f}')}</td><td>{html.escape(r.status)}</td></tr>"
         )
-    shown = {k: v for k, v in settings.items() if k not in ("machine", "load")}
-    shown |= {f"machine.{k}": v for k, v in (settings.get("machine") or {}).items()}
-    shown |= {f"load.{k}": v for k, v in (settings.get("load") or {}).items()}
-    settings_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in sorted(shown.items())
-    )
     warning = settings.get("load_warning")
     warning_html = f'<p class="warning">{html.escape(warning)}</p>' if warning else ""
     seeds = settings.get("seeds", 1)
@@ -202,13 +164,7 @@ def _html(rows: list[Any], front: list[str], settings: dict[str, Any], pngs: tup
             f'<img alt="accuracy against latency" src="data:image/png;base64,{pngs[0]}">\n'
             f'<img alt="accuracy against parameters and MACs" src="data:image/png;base64,{pngs[1]}">'
         )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>convzoo study: {html.escape(settings["model"])}</title>
-<style>body{{font-family:sans-serif;max-width:72em;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}td:first-child,th{{text-align:left}}
-.warning{{color:#a40}}</style>
-</head><body>
-<h1>Which convolution? {html.escape(settings["model"])} on {html.escape(settings["data"])}</h1>
+    body = f"""<h1>Which convolution? {html.escape(settings["model"])} on {html.escape(settings["data"])}</h1>
 <p class="machine">Measured on {html.escape(machine_line(settings))}.</p>
 {timed_html}
 {warning_html}
@@ -224,9 +180,8 @@ latency (no other op is both more accurate and faster).</p>
 <th>MMACs</th><th>deploy MMACs</th><th>deploy latency ms</th><th>layout</th><th>IQR ms</th>
 <th>training-form latency ms</th><th>speed-up</th><th>roofline efficiency</th><th>status</th></tr>
 {"".join(body)}</table>
-<h2>Settings</h2><table>{settings_rows}</table>
-</body></html>
-"""
+{settings_table(settings)}"""
+    return page(f"convzoo study: {settings['model']}", body)
 
 
 def write_study(rows: list[Any], settings: dict[str, Any], out: Path) -> dict[str, Path]:
@@ -239,10 +194,6 @@ def write_study(rows: list[Any], settings: dict[str, Any], out: Path) -> dict[st
         "pareto_front": front,
         "rows": [asdict(r) | {"speedup": r.speedup} for r in rows],
     }
-    paths = {
-        "json": atomic_write_json(out / "results.json", results),
-        "csv": atomic_write_text(out / "results.csv", _csv(rows)),
-    }
     pngs = None if settings.get("partial") else (_pareto_png(rows, front, settings), _counts_png(rows, front, settings))
-    paths["html"] = atomic_write_text(out / "report.html", _html(rows, front, settings, pngs))
-    return paths
+    report = _html(rows, front, settings, pngs)
+    return write_outputs(out, results, csv=csv_text(COLUMNS, rows), report=report)

@@ -14,9 +14,7 @@ accuracy-latency plot) are written atomically to ``--out`` (default ``study-audi
 from __future__ import annotations
 
 import argparse
-import base64
 import html
-import io
 import statistics
 import time
 from pathlib import Path
@@ -24,9 +22,9 @@ from typing import Any
 
 import torch
 
-from convzoo.core.files import atomic_write_json, atomic_write_text
 from convzoo.core.options import parse_assignments
 from convzoo.core.validate import check_int
+from convzoo.study import outputs
 
 __all__ = ["DEFAULT_MODELS", "STUDY_CFG", "main", "run_audio_study"]
 
@@ -45,55 +43,43 @@ STUDY_CFG: dict[str, dict[str, Any]] = {
 }
 
 
-def _plot(rows: list[dict[str, Any]]) -> str:
-    """The accuracy-latency scatter as a base64 PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.2))
-    axes = figure.subplots()
-    for row in rows:
-        axes.scatter(row["latency_ms"], 100 * row["accuracy"], s=30)
-        axes.annotate(
-            row["model"],
-            (row["latency_ms"], 100 * row["accuracy"]),
-            fontsize=8,
-            xytext=(4, 2),
-            textcoords="offset points",
-        )
-    axes.set_xscale("log")
-    axes.set_xlabel("deploy-form latency per 1-s clip, batch 1 (ms, log scale)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode()
+COLUMNS = ("model", "accuracy", "accuracy_std", "latency_ms", "trained_latency_ms", "layout", "params", "macs")
 
 
 def _html(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
-    head = "<tr><th>model</th><th>accuracy (%)</th><th>latency (ms)</th><th>params</th><th>MMACs</th></tr>"
-
-    def spread(row: dict[str, Any]) -> str:
-        return "" if row["accuracy_std"] is None else f" ± {100 * row['accuracy_std']:.1f}"
-
-    body = "".join(
-        f"<tr><td>{html.escape(r['model'])}</td><td>{100 * r['accuracy']:.1f}{spread(r)}</td>"
-        f"<td>{r['latency_ms']:.3f}</td><td>{r['params']:,}</td><td>{r['macs'] / 1e6:.2f}</td></tr>"
+    cell = outputs.cell
+    front = {r["model"] for r in outputs.pareto(rows, lambda r: r["latency_ms"], lambda r: r["accuracy"])}
+    header = ("model", "accuracy %", "± std", "deploy latency ms", "trained-form ms", "layout", "params", "MMACs")
+    cells = [
+        (
+            cell(r["model"]) + (" ★" if r["model"] in front else ""),
+            cell(100 * r["accuracy"], "{:.1f}"),
+            cell(None if r["accuracy_std"] is None else 100 * r["accuracy_std"], "{:.1f}"),
+            cell(r["latency_ms"], "{:.3f}"),
+            cell(r["trained_latency_ms"], "{:.3f}"),
+            cell(r["layout"]),
+            cell(r["params"], "{:,}"),
+            cell(r["macs"] / 1e6, "{:.2f}"),
+        )  # fmt: skip
         for r in rows
+    ]
+    points = [(r["model"], r["latency_ms"], 100 * r["accuracy"], r["model"] in front) for r in rows]
+    plot = outputs.front_png(
+        points,
+        f"deploy-form latency per {settings['clip_s']:g}-s clip, batch 1, {settings['threads']} thread(s) (ms)",
+        "test accuracy (%)",
     )
-    note = html.escape(
-        f"{settings['data']}, {settings['epochs']} epochs, seeds {settings['seeds']}, {settings['threads']} thread(s), "
-        f"chance {100 / settings['classes']:.0f}%"
+    note = (
+        f"{settings['data']}, {settings['epochs']} epochs, seeds {settings['seeds']}, chance "
+        f"{100 / max(settings['classes'], 1):.0f}%; models at the study widths (narrower than the papers'). "
+        "★ marks the Pareto front on accuracy and deploy latency."
     )
-    image = f'<img alt="accuracy against latency" src="data:image/png;base64,{_plot(rows)}">' if rows else ""
-    return (
-        "<!doctype html>\n<html><head><meta charset='utf-8'><title>convzoo audio study</title></head><body>\n"
-        f"<h1>Audio models: accuracy against deploy-form latency</h1>\n<p>{note}</p>\n"
-        f"<table>{head}{body}</table>\n{image}\n</body></html>\n"
+    body = (
+        f"<h1>Audio models: accuracy against deploy-form latency</h1>\n{outputs.machine_paragraph(settings)}\n"
+        f"<p>{html.escape(note)}</p>\n{outputs.image(plot, 'accuracy against latency') if rows else ''}\n"
+        f"{outputs.table(header, cells)}\n{outputs.settings_table(settings)}"
     )
+    return outputs.page("convzoo study: audio", body)
 
 
 def run_audio_study(
@@ -112,6 +98,8 @@ def run_audio_study(
     """Train every model of ``models`` on ``data`` for each seed, time each deploy form; write the report."""
     from convzoo.deploy.layout import deploy_form
     from convzoo.profile import count_macs, use_threads
+    from convzoo.profile.machine import fingerprint
+    from convzoo.profile.timing import LoadWatch
     from convzoo.registry import MODELS
     from convzoo.train import TrainConfig, train
 
@@ -124,52 +112,55 @@ def run_audio_study(
         options.setdefault("per_class", 100)
     out = Path(out)
     runs, rows = [], []
-    classes = 0
-    for name in models:
-        accuracies, last = [], None
-        for seed in seeds:
-            started = time.perf_counter()
-            config = TrainConfig(
-                model=name,
-                task="audio",
-                data=data,
-                data_root=data_root,
-                epochs=epochs,
-                seed=seed,
-                options=options,
-                cfg=dict(STUDY_CFG.get(name, {})),
-                out=str(out / "runs" / f"{name}-seed{seed}"),
-                progress=progress,
-            )
-            result = train(config)
-            classes = result.data.num_classes
-            accuracies.append(result.test_accuracy)
-            runs.append(
+    classes, clip_s = 0, 1.0
+    with LoadWatch() as watch:
+        for name in models:
+            accuracies, last = [], None
+            for seed in seeds:
+                started = time.perf_counter()
+                config = TrainConfig(
+                    model=name,
+                    task="audio",
+                    data=data,
+                    data_root=data_root,
+                    epochs=epochs,
+                    seed=seed,
+                    options=options,
+                    cfg=dict(STUDY_CFG.get(name, {})),
+                    out=str(out / "runs" / f"{name}-seed{seed}"),
+                    progress=progress,
+                )
+                result = train(config)
+                classes = result.data.num_classes
+                rate = result.data.extra.get("sample_rate")
+                clip_s = result.data.image_size[-1] / rate if rate else clip_s
+                accuracies.append(result.test_accuracy)
+                runs.append(
+                    {
+                        "model": name,
+                        "seed": seed,
+                        "accuracy": result.test_accuracy,
+                        "train_s": time.perf_counter() - started,
+                    }
+                )
+                last = result
+            model = last.model.cpu().eval()
+            example = torch.randn(1, 1, last.data.image_size[-1], generator=torch.Generator().manual_seed(0))
+            with use_threads(threads):
+                _, report = deploy_form(model, example, repeats=repeats, threads=threads)
+            rows.append(
                 {
                     "model": name,
-                    "seed": seed,
-                    "accuracy": result.test_accuracy,
-                    "train_s": time.perf_counter() - started,
+                    "accuracy": statistics.fmean(accuracies),
+                    "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+                    "latency_ms": report.latency_ms,
+                    "trained_latency_ms": report.trained.median_ms,
+                    "layout": report.layout,
+                    "params": sum(p.numel() for p in model.parameters()),
+                    "macs": count_macs(model, example),
+                    "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in STUDY_CFG.get(name, {}).items()},
                 }
             )
-            last = result
-        model = last.model.cpu().eval()
-        example = torch.randn(1, 1, last.data.image_size[-1], generator=torch.Generator().manual_seed(0))
-        with use_threads(threads):
-            _, report = deploy_form(model, example, repeats=repeats, threads=threads)
-        rows.append(
-            {
-                "model": name,
-                "accuracy": statistics.fmean(accuracies),
-                "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
-                "latency_ms": report.latency_ms,
-                "trained_latency_ms": report.trained.median_ms,
-                "layout": report.layout,
-                "params": sum(p.numel() for p in model.parameters()),
-                "macs": count_macs(model, example),
-                "cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in STUDY_CFG.get(name, {}).items()},
-            }
-        )
     settings = {
         "data": data,
         "epochs": epochs,
@@ -178,11 +169,20 @@ def run_audio_study(
         "repeats": repeats,
         "options": options,
         "classes": classes,
+        "clip_s": clip_s,
         "cpu_threads_available": torch.get_num_threads(),
+        "threads_used": threads,
+        "torch": torch.__version__,
+        "machine": fingerprint(threads),
+        "load": watch.load.to_dict() if watch.load is not None else None,
+        "load_line": outputs.load_line(watch.load),
     }
     results = {"settings": settings, "rows": rows, "runs": runs}
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "report.html", _html(rows, settings))
+    report = _html(rows, settings)
+    results["paths"] = {
+        k: str(v)
+        for k, v in outputs.write_outputs(out, results, csv=outputs.csv_text(COLUMNS, rows), report=report).items()
+    }
     return results
 
 
@@ -209,5 +209,5 @@ def main(args: argparse.Namespace) -> int:
             f"  {row['model']:<22} accuracy {100 * row['accuracy']:5.1f}%  latency {row['latency_ms']:8.3f} ms  "
             f"{row['params']:>9,} params  {row['macs'] / 1e6:8.2f} MMACs"
         )
-    print(f"wrote {Path(args.out or 'study-audio') / 'report.html'} and results.json")
+    print(f"wrote {Path(args.out or 'study-audio') / 'report.html'}, results.json and results.csv")
     return 0

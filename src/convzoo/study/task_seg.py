@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from convzoo.core.files import atomic_write_json, atomic_write_text
 from convzoo.registry import DATASETS, MODELS, OPS
+from convzoo.study import outputs
 from convzoo.study.task_args import given_settings, model_names, refuse_flags, task_options
 
 __all__ = ["SegStudyConfig", "SegRow", "main", "run_seg_study", "parse_entry", "pareto"]
@@ -140,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     rows, paths, settings = run_seg_study(config)
     from convzoo.profile.report import text_table
-    from convzoo.study.report import machine_line
+    from convzoo.study.outputs import machine_line
 
     print(text_table(
         ("model", "mIoU", "pixel acc", "params", "deploy ms", "layout", "train s", "status"),
@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
           _f(r.train_s, "{:.0f}"), r.status) for r in rows],
     ))  # fmt: skip
     print(f"\n{machine_line(settings)}; {settings['load_line']}")
-    print(f"Report: {paths['html']}  (also {paths['json'].name})")
+    print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
     return 0 if any(r.status == "ok" for r in rows) else 2
 
 
@@ -215,7 +215,7 @@ def run_seg_study(config: SegStudyConfig) -> tuple[list[SegRow], dict[str, Path]
         "torch": torch.__version__,
         "wall_s": time.perf_counter() - started,
         "load": load.to_dict() if load is not None else None,
-        "load_line": _load_line(load),
+        "load_line": outputs.load_line(load),
         "budget": (
             f"{config.epochs} epochs of {config.data} at batch {config.batch_size}, AdamW "
             f"{config.lr or 'the seg task default'} warm-up + cosine, backbone {config.backbone}, "
@@ -225,71 +225,58 @@ def run_seg_study(config: SegStudyConfig) -> tuple[list[SegRow], dict[str, Path]
     return rows, write_seg_study(rows, settings, out), settings
 
 
-def _load_line(load: Any) -> str:
-    if load is None:
-        return "load unknown"
-    return f"1-min load {load.load_before:.2f} before, {load.load_after:.2f} after on {load.cpus} cpus"
-
-
 def pareto(rows: list[SegRow]) -> list[str]:
     """Models no other beats on both mIoU (higher) and deploy latency (lower), fastest first."""
-    done = sorted(
-        (r for r in rows if r.latency_ms is not None and r.miou is not None), key=lambda r: (r.latency_ms, -r.miou)
-    )
-    front, best = [], -float("inf")
-    for row in done:
-        if row.miou > best:
-            front.append(row.model)
-            best = row.miou
-    return front
+    return [r.model for r in outputs.pareto(rows, lambda r: r.latency_ms, lambda r: r.miou)]
+
+
+COLUMNS = ("model", "status", "miou", "miou_std", "pixel_acc", "params", "latency_ms", "latency_iqr_ms", "layout",
+           "train_s")  # fmt: skip
 
 
 def _html(rows: list[SegRow], settings: dict[str, Any]) -> str:
-    from convzoo.study.report import machine_line
-
+    cell = outputs.cell
     front = set(pareto(rows))
-
-    def cell(value: Any, fmt: str = "{}") -> str:
-        return "" if value is None else html.escape(fmt.format(value))
-
-    body = "\n".join(
-        f"<tr{' class=front' if r.model in front else ''}><td>{html.escape(r.model)}</td><td>{cell(r.miou, '{:.4f}')}"
-        f"</td><td>{cell(r.miou_std, '{:.4f}')}</td><td>{cell(r.pixel_acc, '{:.4f}')}</td><td>{cell(r.params, '{:,}')}"
-        f"</td><td>{cell(r.latency_ms, '{:.3f}')}</td><td>{cell(r.latency_iqr_ms, '{:.3f}')}</td>"
-        f"<td>{cell(r.layout)}</td><td>{cell(r.train_s, '{:.0f}')}</td><td>{html.escape(r.status)}</td></tr>"
+    header = ("model", "mIoU", "± std", "pixel acc", "params", "deploy ms", "IQR ms", "layout", "train s", "status")
+    cells = [
+        (
+            cell(r.model) + (" ★" if r.model in front else ""),
+            cell(r.miou, "{:.4f}"),
+            cell(r.miou_std, "{:.4f}"),
+            cell(r.pixel_acc, "{:.4f}"),
+            cell(r.params, "{:,}"),
+            cell(r.latency_ms, "{:.3f}"),
+            cell(r.latency_iqr_ms, "{:.3f}"),
+            cell(r.layout),
+            cell(r.train_s, "{:.0f}"),
+            cell(r.status),
+        )  # fmt: skip
         for r in rows
-    )
-    points = [(r.latency_ms, r.miou, r.model) for r in rows if r.latency_ms is not None and r.miou is not None]
-    svg = ""
-    if points:
-        top = max(p[0] for p in points) * 1.1 or 1.0
-        dots = "".join(
-            f'<circle cx="{40 + 400 * x / top:.1f}" cy="{260 - 240 * y:.1f}" r="4"/>'
-            f'<text x="{46 + 400 * x / top:.1f}" y="{256 - 240 * y:.1f}" font-size="11">{html.escape(name)}</text>'
-            for x, y, name in points
+    ]
+    points = [(r.model, r.latency_ms, r.miou, r.model in front) for r in rows if r.latency_ms and r.miou is not None]
+    plot = (
+        outputs.image(
+            outputs.front_png(
+                points,
+                f"deploy latency, ms (batch 1, {settings['threads_used']} thread(s))",
+                f"{settings['data']} test mIoU",
+            ),
+            "mIoU against deploy latency",
         )
-        svg = (
-            '<svg width="520" height="300" xmlns="http://www.w3.org/2000/svg"><line x1="40" y1="260" x2="460" '
-            'y2="260" stroke="black"/><line x1="40" y1="20" x2="40" y2="260" stroke="black"/>'
-            f'<text x="200" y="290" font-size="12">deploy latency (ms, 0–{top:.2f})</text>'
-            f'<text x="2" y="14" font-size="12">mIoU (0–1)</text>{dots}</svg>'
-        )
-    return (
-        "<!doctype html><meta charset=utf-8><title>convzoo seg study</title>"
-        "<style>td,th{padding:2px 8px;text-align:right}tr.front{font-weight:bold}</style>"
-        f"<h1>Segmentation: mIoU against deploy latency</h1><p>{html.escape(settings['budget'])}.</p>"
-        f"<p>{html.escape(machine_line(settings))}; {html.escape(settings['load_line'])}; "
-        f"{settings['threads_used']} thread(s) ({html.escape(str(settings['threads_reason']))}).</p>"
-        "<table><tr><th>model</th><th>mIoU</th><th>± std</th><th>pixel acc</th><th>params</th><th>deploy ms</th>"
-        f"<th>IQR ms</th><th>layout</th><th>train s</th><th>status</th></tr>{body}</table>"
-        f"<p>Bold rows: the Pareto front (no model both faster and more accurate).</p>{svg}"
+        if points
+        else ""
     )
+    body = (
+        f"<h1>Segmentation: mIoU against deploy latency</h1>\n{outputs.machine_paragraph(settings)}\n"
+        f"<p>Budget, the same for every model: {html.escape(settings['budget'])}. {settings['threads_used']} "
+        f"thread(s) ({html.escape(str(settings['threads_reason']))}). ★ marks the Pareto front (no model both "
+        f"faster and more accurate).</p>\n{plot}\n{outputs.table(header, cells)}\n{outputs.settings_table(settings)}"
+    )
+    return outputs.page("convzoo study: segmentation", body)
 
 
 def write_seg_study(rows: list[SegRow], settings: dict[str, Any], out: Path) -> dict[str, Path]:
-    """``results.json`` and ``report.html`` in ``out``, each written atomically."""
+    """``results.json``, ``results.csv`` and ``report.html`` in ``out``, each written atomically."""
     data = {"settings": settings, "rows": [asdict(r) for r in rows], "pareto": pareto(rows)}
-    return {
-        "json": atomic_write_json(out / "results.json", data),
-        "html": atomic_write_text(out / "report.html", _html(rows, settings)),
-    }
+    report = _html(rows, settings)
+    return outputs.write_outputs(out, data, csv=outputs.csv_text(COLUMNS, rows), report=report)

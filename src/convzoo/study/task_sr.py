@@ -29,9 +29,7 @@ crop bicubic restores worst; ``results.json`` and ``results.csv`` hold the rows.
 from __future__ import annotations
 
 import argparse
-import csv
 import html
-import io
 import shutil
 import statistics
 import sys
@@ -44,8 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from convzoo.core.files import atomic_write_json, atomic_write_text
 from convzoo.registry import DATASETS, MODELS
+from convzoo.study import outputs
 from convzoo.study.task_args import given_settings, model_names, refuse_flags, task_options
 
 __all__ = ["SRRow", "SRStudyConfig", "SRStudyInterrupted", "main", "run_sr_study"]
@@ -239,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
           _f(r.latency_ms, "{:.2f}"), r.layout or "", _f(r.ort_ms, "{:.2f}"), _f(r.ort_over_deploy, "{:.2f}"),
           r.status) for r in rows],
     ))  # fmt: skip
-    from convzoo.study.report import machine_line
+    from convzoo.study.outputs import machine_line
 
     print(f"\n{machine_line(settings)}; {settings['load_line']}")
     if settings.get("load_warning"):
@@ -397,7 +395,7 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
         "wall_s": time.perf_counter() - started,
         "load": load.to_dict() if load is not None else None,
         "load_warning": load.warning(used) if load is not None else None,
-        "load_line": _load_line(load),
+        "load_line": outputs.load_line(load),
         "budget": _budget(config),
     }
     paths = write_sr_study(rows, settings, crops, out)
@@ -409,13 +407,6 @@ def _residual_label(residual: bool, own_skip: str | None) -> str:
     if residual:
         return "bicubic" if own_skip is None else f"bicubic (for its {own_skip})"
     return "" if own_skip is None else f"own {own_skip}"
-
-
-def _load_line(load: Any) -> str:
-    if load is None:
-        return "load unknown"
-    others = "" if load.others_cores is None else f", other processes kept {load.others_cores:.2f} cores busy"
-    return f"1-min load {load.load_before:.2f} before, {load.load_after:.2f} after on {load.cpus} cpus{others}"
 
 
 def _budget(config: SRStudyConfig) -> str:
@@ -438,30 +429,8 @@ def _budget(config: SRStudyConfig) -> str:
 
 def pareto(rows: list[SRRow], scale: int) -> list[str]:
     """Models of ``scale`` no other beats on both PSNR gain (higher) and deploy latency (lower), fastest first."""
-    done = sorted(
-        (r for r in rows if r.scale == scale and r.latency_ms is not None and r.psnr_gain is not None),
-        key=lambda r: (r.latency_ms, -r.psnr_gain),
-    )
-    front, best = [], -float("inf")
-    for row in done:
-        if row.psnr_gain > best:
-            front.append(row.model)
-            best = row.psnr_gain
-    return front
-
-
-def _cell(row: SRRow, name: str) -> Any:
-    value = getattr(row, name)
-    return "" if value is None else value
-
-
-def _csv(rows: list[SRRow]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row, c) for c in COLUMNS])
-    return buffer.getvalue()
+    mine = [r for r in rows if r.scale == scale]
+    return [r.model for r in outputs.pareto(mine, lambda r: r.latency_ms, lambda r: r.psnr_gain)]
 
 
 def _pareto_png(rows: list[SRRow], settings: dict[str, Any]) -> str:
@@ -469,8 +438,6 @@ def _pareto_png(rows: list[SRRow], settings: dict[str, Any]) -> str:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-
-    from convzoo.study.report import _png
 
     scales = settings["scales"]
     figure = Figure(figsize=(6 * len(scales), 4.5), layout="constrained")
@@ -499,7 +466,7 @@ def _pareto_png(rows: list[SRRow], settings: dict[str, Any]) -> str:
         ax.set_ylabel(f"PSNR gain over bicubic, dB (Y, {settings['data']} test)")
         ax.set_title(f"×{scale}")
         ax.grid(alpha=0.3)
-    return _png(figure)
+    return outputs.png(figure)
 
 
 def _crops_png(crops: dict[int, list[tuple[str, Tensor]]]) -> str:
@@ -507,8 +474,6 @@ def _crops_png(crops: dict[int, list[tuple[str, Tensor]]]) -> str:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-
-    from convzoo.study.report import _png
 
     columns = max(len(c) for c in crops.values())
     figure = Figure(figsize=(1.6 * columns, 1.8 * len(crops)), layout="constrained")
@@ -519,43 +484,35 @@ def _crops_png(crops: dict[int, list[tuple[str, Tensor]]]) -> str:
         for ax, (label, image) in zip(line, images, strict=False):
             ax.imshow(image[0].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
             ax.set_title(f"{label} ×{scale}" if label == BICUBIC else label, fontsize=8)
-    return _png(figure)
+    return outputs.png(figure)
 
 
 def _html(rows: list[SRRow], settings: dict[str, Any], pngs: tuple[str, str]) -> str:
-    from convzoo.study.report import machine_line
-
+    cell = outputs.cell
     fronts = {s: set(pareto(rows, s)) for s in settings["scales"]}
-
-    def cell(value: Any, fmt: str = "{}") -> str:
-        return "" if value is None else html.escape(fmt.format(value))
-
-    body = "".join(
-        f"<tr><td>{html.escape(r.model)}{' ★' if r.model in fronts[r.scale] else ''}</td><td>×{r.scale}</td>"
-        f"<td>{html.escape(r.residual)}</td><td>{cell(r.psnr, '{:.2f}')}"
-        f"</td><td>{html.escape(_gain(r))}</td><td>{cell(r.ssim, '{:.4f}')}"
-        f"</td><td>{cell(r.ssim_gain, '{:+.4f}')}</td><td>{cell(r.params, '{:,}')}</td>"
-        f"<td>{cell(r.latency_ms, '{:.2f}')}</td><td>{cell(r.layout)}</td><td>{cell(r.ort_ms, '{:.2f}')}</td>"
-        f"<td>{cell(r.ort_over_deploy, '{:.2f}×')}</td><td>{cell(r.train_s, '{:.0f}')}</td>"
-        f"<td>{html.escape(r.status)}</td></tr>"
+    header = ("model", "scale", "residual", "PSNR dB", "gain dB", "SSIM", "SSIM gain", "params", "deploy ms",
+              "layout", "ORT ms", "ORT / deploy", "train s", "status")  # fmt: skip
+    cells = [
+        (
+            cell(r.model) + (" ★" if r.model in fronts[r.scale] else ""),
+            f"×{r.scale}",
+            cell(r.residual),
+            cell(r.psnr, "{:.2f}"),
+            cell(_gain(r)),
+            cell(r.ssim, "{:.4f}"),
+            cell(r.ssim_gain, "{:+.4f}"),
+            cell(r.params, "{:,}"),
+            cell(r.latency_ms, "{:.2f}"),
+            cell(r.layout),
+            cell(r.ort_ms, "{:.2f}"),
+            cell(r.ort_over_deploy, "{:.2f}×"),
+            cell(r.train_s, "{:.0f}"),
+            cell(r.status),
+        )  # fmt: skip
         for r in rows
-    )
-    shown = {k: v for k, v in settings.items() if k not in ("machine", "load")}
-    shown |= {f"load.{k}": v for k, v in (settings.get("load") or {}).items()}
-    settings_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in sorted(shown.items())
-    )
-    warning = settings.get("load_warning")
-    warning_html = f'<p class="warning">{html.escape(warning)}</p>' if warning else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>convzoo study: super-resolution</title>
-<style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}td:first-child,th{{text-align:left}}
-.warning{{color:#a40}}</style>
-</head><body>
-<h1>Which super-resolution network? Gain over bicubic on {html.escape(settings["data"])} against deploy latency</h1>
-<p class="machine">Measured on {html.escape(machine_line(settings))}; {html.escape(settings["load_line"])}.</p>
-{warning_html}
+    ]
+    body = f"""<h1>Which super-resolution network? Gain over bicubic on {html.escape(settings["data"])} against deploy latency</h1>
+{outputs.machine_paragraph(settings)}
 <p>Budget, the same for every model: {html.escape(settings["budget"])}. PSNR and SSIM are on the Y channel of the
 held-out photographs with a border of scale pixels (the field's protocol); the gain is the model's PSNR minus
 bicubic's on the same images ({"mean ± std over seeds" if settings["seeds"] > 1 else "1 seed"}).
@@ -563,16 +520,12 @@ bicubic's on the same images ({"mean ± std over seeds" if settings["seeds"] > 1
 Latency: one {settings["latency_size"]}² input at batch 1; the deploy form (LoRA merged, re-parameterised, BNs folded,
 fastest memory layout) timed interleaved with the same model in onnxruntime (median of {settings["repeats"]}).
 ★ marks each scale's Pareto front on PSNR gain and deploy latency.</p>
-<img alt="PSNR gain against deploy latency" src="data:image/png;base64,{pngs[0]}">
+{outputs.image(pngs[0], "PSNR gain against deploy latency")}
 <h2>Example crops (the held-out crop bicubic restores worst)</h2>
-<img alt="bicubic, each model, HR" src="data:image/png;base64,{pngs[1]}">
-<table><tr><th>model</th><th>scale</th><th>residual</th><th>PSNR dB</th><th>gain dB</th><th>SSIM</th>
-<th>SSIM gain</th><th>params</th><th>deploy ms</th><th>layout</th><th>ORT ms</th><th>ORT / deploy</th>
-<th>train s</th><th>status</th></tr>
-{body}</table>
-<h2>Settings</h2><table>{settings_rows}</table>
-</body></html>
-"""
+{outputs.image(pngs[1], "bicubic, each model, HR")}
+{outputs.table(header, cells)}
+{outputs.settings_table(settings)}"""  # noqa: E501
+    return outputs.page("convzoo study: super-resolution", body)
 
 
 def _residual_note(settings: dict[str, Any]) -> str:
@@ -585,30 +538,25 @@ def _residual_note(settings: dict[str, Any]) -> str:
     )
 
 
+def _results(rows: list[SRRow], settings: dict[str, Any]) -> dict[str, Any]:
+    from convzoo.study.outputs import machine_line
+
+    results: dict[str, Any] = {"settings": settings}
+    if not settings.get("partial"):
+        results["machine_line"] = machine_line(settings)
+        results["pareto_front"] = {f"x{s}": pareto(rows, s) for s in settings["scales"]}
+    results["rows"] = [asdict(r) | {"ort_over_deploy": r.ort_over_deploy} for r in rows]
+    return results
+
+
 def _write_rows(rows: list[SRRow], settings: dict[str, Any], out: Path) -> dict[str, Path]:
     """``results.json`` and ``results.csv`` of the rows so far (rewritten after every run; plots come at the end)."""
-    results = {"settings": settings, "rows": [asdict(r) | {"ort_over_deploy": r.ort_over_deploy} for r in rows]}
-    return {
-        "json": atomic_write_json(out / "results.json", results),
-        "csv": atomic_write_text(out / "results.csv", _csv(rows)),
-    }
+    return outputs.write_outputs(out, _results(rows, settings), csv=outputs.csv_text(COLUMNS, rows))
 
 
 def write_sr_study(
     rows: list[SRRow], settings: dict[str, Any], crops: dict[int, list[tuple[str, Tensor]]], out: Path
 ) -> dict[str, Path]:
     """``results.json``, ``results.csv`` and ``report.html`` (plot and crops embedded), each written atomically."""
-    from convzoo.study.report import machine_line
-
-    results = {
-        "settings": settings,
-        "machine_line": machine_line(settings),
-        "pareto_front": {f"x{s}": pareto(rows, s) for s in settings["scales"]},
-        "rows": [asdict(r) | {"ort_over_deploy": r.ort_over_deploy} for r in rows],
-    }
-    pngs = (_pareto_png(rows, settings), _crops_png(crops))
-    return {
-        "json": atomic_write_json(out / "results.json", results),
-        "csv": atomic_write_text(out / "results.csv", _csv(rows)),
-        "html": atomic_write_text(out / "report.html", _html(rows, settings, pngs)),
-    }
+    report = _html(rows, settings, (_pareto_png(rows, settings), _crops_png(crops)))
+    return outputs.write_outputs(out, _results(rows, settings), csv=outputs.csv_text(COLUMNS, rows), report=report)

@@ -12,7 +12,6 @@ count; ``results.json`` and ``report.html`` are written atomically.
 from __future__ import annotations
 
 import argparse
-import html
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convzoo.core.files import atomic_write_json, atomic_write_text
+from convzoo.study import outputs
 from convzoo.study.task_args import given_settings, task_options
 
 __all__ = ["WaveStudyConfig", "WaveRow", "main", "run_wave_study"]
@@ -94,13 +93,14 @@ def main(args: argparse.Namespace) -> int:
         [(r.model, f"{r.rel_l2:.4f}" + ("" if r.rel_l2_std is None else f" ± {r.rel_l2_std:.4f}"),
           f"{r.mse:.3g}", f"{r.params:,}") for r in rows],
     ))  # fmt: skip
-    print(f"Report: {paths['html']}  (also {paths['json'].name})")
+    print(f"Report: {paths['html']}  (also {paths['json'].name}, {paths['csv'].name})")
     return 0
 
 
 def run_wave_study(config: WaveStudyConfig) -> tuple[list[WaveRow], dict[str, Path]]:
     from convzoo.data.base import load_dataset
-    from convzoo.profile.timing import choose_threads, use_threads
+    from convzoo.profile.machine import fingerprint
+    from convzoo.profile.timing import LoadWatch, choose_threads, use_threads
     from convzoo.train import TrainConfig, train
     from convzoo.train.tasks.field import score_field
 
@@ -110,7 +110,7 @@ def run_wave_study(config: WaveStudyConfig) -> tuple[list[WaveRow], dict[str, Pa
     base = {"channels": config.channels, "depth": config.depth}
     entries = [("wavecnn", None, base)] + [(f"wavecnn cp r{r}", "cp", {**base, "rank": r}) for r in config.ranks]
     rows = []
-    with use_threads(threads):
+    with use_threads(threads), LoadWatch() as watch:
         scores = score_field(_Persistence(), load_dataset("wave", "test"))
         rows.append(WaveRow("persistence", scores["rel_l2"], None, scores["mse"], 0))
         for label, op, cfg in entries:
@@ -138,19 +138,31 @@ def run_wave_study(config: WaveStudyConfig) -> tuple[list[WaveRow], dict[str, Pa
                 sum(p.numel() for p in results[0].model.parameters()),
                 [{"seed": config.seed + i, **h} for i, r in enumerate(results) for h in r.history],
             ))  # fmt: skip
-    settings = asdict(config) | {"threads_used": threads, "torch": torch.__version__}
-    body = "".join(
-        f"<tr><td>{html.escape(r.model)}</td><td>{r.rel_l2:.4f}</td><td>{_std(r)}</td><td>{r.mse:.3g}</td>"
-        f"<td>{r.params:,}</td></tr>"
-        for r in rows
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8><title>convzoo wave study</title><h1>Wave simulator: next-frame error "
-        f"against parameters</h1><p>{config.epochs} epochs, batch {config.batch_size}, {config.seeds} seed(s), "
-        f"{threads} thread(s).</p><table><tr><th>model</th><th>rel L2</th><th>± std</th><th>MSE</th><th>params</th>"
-        f"</tr>{body}</table>"
-    )
-    return rows, {
-        "json": atomic_write_json(out / "results.json", {"settings": settings, "rows": [asdict(r) for r in rows]}),
-        "html": atomic_write_text(out / "report.html", page),
+    settings = asdict(config) | {
+        "threads_used": threads,
+        "torch": torch.__version__,
+        "machine": fingerprint(threads),
+        "load": watch.load.to_dict() if watch.load is not None else None,
+        "load_line": outputs.load_line(watch.load),
     }
+    cell = outputs.cell
+    cells = [
+        (
+            cell(r.model),
+            cell(r.rel_l2, "{:.4f}"),
+            cell(r.rel_l2_std, "{:.4f}"),
+            cell(r.mse, "{:.3g}"),
+            cell(r.params, "{:,}"),
+        )
+        for r in rows
+    ]
+    body = (
+        f"<h1>Wave simulator: next-frame error against parameters</h1>\n{outputs.machine_paragraph(settings)}\n"
+        f"<p>{config.epochs} epochs, batch {config.batch_size}, {config.seeds} seed(s), {threads} thread(s); "
+        "relative L2 error of the predicted next frame on the test sequences (persistence: the last frame "
+        "repeated).</p>\n"
+        f"{outputs.table(('model', 'rel L2', '± std', 'MSE', 'params'), cells)}\n{outputs.settings_table(settings)}"
+    )
+    results = {"settings": settings, "rows": [asdict(r) for r in rows]}
+    csv = outputs.csv_text(("model", "rel_l2", "rel_l2_std", "mse", "params"), rows)
+    return rows, outputs.write_outputs(out, results, csv=csv, report=outputs.page("convzoo study: wave", body))
