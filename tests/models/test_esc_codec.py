@@ -199,3 +199,51 @@ def test_bad_arguments_raise():
         create_model("esc_codec", heads=(3, 6, 12))
     with pytest.raises(ValueError, match="frequency bins"):
         create_model("esc_codec", n_fft=400)
+
+
+_OFFICIAL_NAMES = [  # official parameter name fragment → convzoo's
+    ("encoder.patch_embed.proj", "embed"),
+    ("encoder.patch_embed.norm", "embed_norm"),
+    ("encoder.pre_nn", "pre"),
+    ("encoder.blocks", "down"),
+    ("decoder.blocks", "up"),
+    ("decoder.post_nn", "post"),
+    ("decoder.patch_deembed.de_proj1", "deembed"),
+    ("decoder.patch_deembed.de_proj2", "deembed_out"),
+    ("swint_blocks", "blocks"),
+    ("mlp.linear_1", "mlp.0"),
+    ("mlp.linear_2", "mlp.2"),
+    ("subsample.down", "resample"),
+    ("subsample.up", "resample"),
+    ("subsample.norm", "norm"),
+    ("down_projs", "down"),
+    ("up_projs", "up"),
+    ("embedding.weight", "codebooks"),
+]
+
+
+@pytest.mark.peer
+@pytest.mark.slow
+def test_matches_the_official_esc():
+    """The official ``esc`` package (yzGuu830/efficient-speech-codec, with its einops/timm/torchaudio imports):
+    same parameter count, and with its weights copied the same codes, VQ loss and waveform for 1-6 streams."""
+    codecs = pytest.importorskip("esc.models.codecs", reason="the official ESC code (esc package) is not importable")
+    torch.manual_seed(0)
+    official = codecs.ESC().double().eval()
+    model = create_model("esc_codec").double().eval()
+    assert sum(p.numel() for p in official.parameters()) == sum(p.numel() for p in model.parameters())
+    state = model.state_dict()
+    for name, value in official.state_dict().items():
+        if "relative_position_index" in name:
+            continue
+        for old, new in _OFFICIAL_NAMES:
+            name = name.replace(old, new)
+        state[name].copy_(value[None] if name.endswith("codebooks") else value)
+    x = 0.1 * torch.randn(2, 3440, dtype=torch.float64)  # 44 STFT frames: no padding on either side
+    with torch.no_grad():
+        for streams in range(1, 7):
+            out = official(x, None, num_streams=streams)
+            y, codes, loss = model(x[:, None], stages=streams)
+            assert torch.equal(codes, out["codes"].transpose(0, 1))
+            torch.testing.assert_close(y[:, 0], out["recon_audio"], rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(loss, 0.25 * out["cm_loss"].mean() + out["cb_loss"].mean())

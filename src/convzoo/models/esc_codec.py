@@ -29,8 +29,9 @@ for 1…6 streams. ``forward(x, stages=k)`` decodes from the first ``k`` streams
 ``(reconstruction (N, 1, T), codes (k, N, groups, steps), VQ loss)``; the loss is Σ over scales of the group-mean
 of ``0.25 · commitment + codebook loss``.
 
-Registered: ``esc_codec`` (ESC-Base, depth 2: 8.39M parameters) and ``esc_codec_large`` (ESC-Large, depth 4:
-15.58M), codebook dimension 8 at every scale (official ``ESC`` defaults and released checkpoints).
+Registered: ``esc_codec`` (ESC-Base, depth 2: 8,386,373 parameters, released 8.39M) and ``esc_codec_large``
+(ESC-Large, depth 4: 15,580,931, released 15.58M), codebook dimension 8 at every scale (the official ``ESC``
+defaults; the codebook dimensions 32/32/16/12/8/6 of the official ``9kbps_esc_base.yaml`` would give 8.74M).
 
 Departures: no training losses other than the VQ terms (the paper's multi-scale mel/STFT reconstruction losses,
 the codebook-freezing pre-training stage and the optional adversarial training are not part of the model); the
