@@ -49,7 +49,9 @@ class Task:
     ``higher_is_better`` says which way it improves. ``model_kinds`` are the registry kinds of the models the task
     trains. ``options`` maps each task option to its default; ``recipe`` holds defaults for the
     :class:`~convzoo.train.TrainConfig` fields ``optimizer``, ``lr``, ``weight_decay`` and ``label_smoothing``.
-    ``distributed`` is False for a task whose one batch is the whole data set (a graph), which DDP cannot split.
+    ``distributed`` is False for a task that cannot run under DDP (a graph task, whose one batch is the whole data
+    set; a supernet task, whose step runs forwards over different parameter subsets); ``single_process`` says why,
+    in the trainer's refusal under torchrun.
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +61,7 @@ class Task:
     options: ClassVar[dict[str, Any]] = {}
     recipe: ClassVar[dict[str, Any]] = {}
     distributed: ClassVar[bool] = True
+    single_process: ClassVar[str] = "its one batch is the whole data set, which DDP cannot split"
     default_data: ClassVar[str] = "digits"  # the embedded data set the task trains on when none is named
     unit: ClassVar[str] = "images"  # what :meth:`examples` counts, in messages ("test nodes", "clips", ...)
 

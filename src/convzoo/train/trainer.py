@@ -262,8 +262,8 @@ def train(
     world, rank, local_rank = _distributed()
     if world > 1 and not task.distributed:
         raise ValueError(
-            f"train: task {task.name!r} trains on the whole data set at once and cannot be spread over "
-            f"{world} processes; run it in one process"
+            f"train: task {task.name!r} cannot be spread over {world} processes ({task.single_process}); "
+            "run it in one process"
         )
     if config.device is not None:
         device = torch.device(config.device)

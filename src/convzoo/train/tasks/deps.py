@@ -194,6 +194,8 @@ class DEpS(Task):
     name = "deps"
     primary = "acc"
     model_kinds = ("supernet",)
+    distributed = False
+    single_process = "a step runs forwards over different parameter subsets, which DDP as built here does not support"
     options = {
         "epsilon": 0.5,
         "ramp": 0.02,
