@@ -139,13 +139,13 @@ def test_registered_wrapper_trains_and_samples():
     loss = model.loss(diffusion, person0, garment0)
     loss.backward()
     assert torch.isfinite(loss) and model.backbone.embed.weight.grad is not None
-    assert model(person0, garment0, torch.tensor([3, 7])).shape == (2, 1, 8, 8)
+    assert model(concat_halves(person0, garment0), torch.tensor([3, 7])).shape == (2, 1, 16, 8)
     samples = model.eval().sample(
         diffusion, garment0, steps=3, guidance=1.5, generator=torch.Generator().manual_seed(1)
     )
     assert samples.shape == (2, 1, 8, 8) and samples.abs().max() <= 1
     wide = create_model("re_catvton_dic_s", in_channels=1, input_size=8, dim=-1, **entry.info.test_cfg)
-    assert wide(person0, garment0, torch.tensor([3, 7])).shape == (2, 1, 8, 8)
+    assert wide(concat_halves(person0, garment0, dim=-1), torch.tensor([3, 7])).shape == (2, 1, 8, 16)
     with pytest.raises(ValueError, match="garment_dropout"):
         create_model("re_catvton_dic_s", garment_dropout=1.5)
     with pytest.raises(ValueError, match="dim must be"):

@@ -185,9 +185,10 @@ class ReCatVTONConfig:
 
 class ReCatVTON(nn.Module):
     """Re-CatVTON (S97) around one registered ``diffusion`` backbone (built with one class, no label dropout, no
-    learned variance: the garment is the condition): ``forward(person_t, garment_t, t)`` → the person half's
-    predicted noise ``(N, C, H, W)`` for ``(N, C, H, W)`` noisy person and garment latents and ``(N,)``
-    timesteps."""
+    learned variance: the garment is the condition). It is itself a denoiser over the concatenated halves:
+    ``forward(x, t, labels=None)`` maps ``[x_p | x_g]`` ``(N, C, 2H, W)`` (``(N, C, H, 2W)`` with ``dim=-1``) and
+    ``(N,)`` timesteps to the predicted noise of the same shape (labels are ignored), so :func:`tryon_loss`,
+    :func:`recat_guidance` and :func:`sample_tryon` take it (or a wrapper of it) as their ``denoiser``."""
 
     def __init__(self, config: ReCatVTONConfig) -> None:
         super().__init__()
@@ -211,21 +212,18 @@ class ReCatVTON(nn.Module):
             },
         )
 
-    def _labels(self, x: Tensor) -> Tensor:
-        return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-
-    def forward(self, person_t: Tensor, garment_t: Tensor, t: Tensor) -> Tensor:
-        dim = self.config.dim
-        return split_halves(self.backbone(concat_halves(person_t, garment_t, dim), t, self._labels(person_t)), dim)[0]
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.backbone(x, t, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
 
     def loss(self, diffusion: Diffusion, person0: Tensor, garment0: Tensor) -> Tensor:
-        """:func:`tryon_loss` with the configured garment dropout."""
-        labels, dropout = self._labels(person0), self.config.garment_dropout
-        return tryon_loss(self.backbone, diffusion, person0, garment0, labels, dropout, dim=self.config.dim)
+        """:func:`tryon_loss` with the configured garment dropout and axis."""
+        labels = torch.zeros(person0.shape[0], dtype=torch.long, device=person0.device)
+        return tryon_loss(self, diffusion, person0, garment0, labels, self.config.garment_dropout, dim=self.config.dim)
 
     def sample(self, diffusion: Diffusion, garment0: Tensor, **options: Any) -> Tensor:
         """:func:`sample_tryon` for ``(N, C, H, W)`` clean garments."""
-        return sample_tryon(self.backbone, diffusion, garment0, self._labels(garment0), dim=self.config.dim, **options)
+        labels = torch.zeros(garment0.shape[0], dtype=torch.long, device=garment0.device)
+        return sample_tryon(self, diffusion, garment0, labels, dim=self.config.dim, **options)
 
 
 register_variant(
