@@ -51,10 +51,10 @@ ISA_TESTS := tests/test_contracts.py tests/core tests/ops tests/kernels
 test: lint
 	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q
 	$(ISA_RESTRICTED) CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q $(ISA_TESTS)
-	# last: the ecosystem peers in their own venv (on 2 idle cores ~1 min of setup, ~2.5 min of tests)
+	# last: the ecosystem peers in their own venv (on 2 idle cores ~1 min of setup, ~4 min of tests)
 	$(MAKE) test-peer
 
-# The ecosystem peers (tests/interop: timm and torchvision against convzoo.interop) need torchvision, which only
+# The ecosystem peers (tests/interop, and the models' own timm/torchvision tests) need torchvision, which only
 # imports beside the torch it was built for: PyPI's does not import beside .venv's CPU torch 2.13, so they get a venv
 # of their own with torch 2.14.1 + torchvision 0.29.1. convzoo is installed from this tree without compiling
 # (CONVZOO_NO_NATIVE=1): the native extension in src/ is .venv's, and convzoo falls back when it cannot load it.
@@ -70,6 +70,7 @@ $(PEER_STAMP): pyproject.toml
 
 test-peer: $(PEER_STAMP)
 	$(PEER_VENV)/bin/python -m pytest -q -m peer tests/interop
+	$(PEER_VENV)/bin/python -m pytest -q -m peer tests/models -k "timm or torchvision"
 
 test-slow: $(STAMP)
 	CONVZOO_REQUIRE_NATIVE=$(NATIVE_REQUIRED) $(BIN)/python -m pytest -q -m slow
