@@ -31,7 +31,9 @@ Departures from the released code: the second stage projects the first stage's r
 forward projects the prior's feature map there, which cannot broadcast against the masks); the attention uses
 ``scaled_dot_product_attention`` with the relative-position bias as an additive mask (the same function);
 pixels that no mask sees are left unchanged by the projection instead of dividing by zero. The loss (the variance
-likelihood on stage 0 plus the MSE of every later stage) is written here: the released code has the model only.
+likelihood on stage 0 plus the MSE of every later stage) is written here: the released code has the model only,
+and the paper's loss equation was not reachable while this was written, so the variance term takes the standard
+heteroscedastic form (Kendall & Gal 2017) with the head's output read as ``log σ²``.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def _masks_like(masks: Tensor, y: Tensor) -> Tensor:
         masks = masks.unsqueeze(0).expand(y.shape[0], -1, -1, -1)
     if masks.dim() != 4 or masks.shape[0] != y.shape[0] or masks.shape[-2:] != y.shape[-2:]:
         raise ValueError(
-            f"CTM-SCI: masks {tuple(masks.shape)} do not fit snapshots {tuple(y.shape)} (want (N, T, H, W) or (T, H, W))"
+            f"CTM-SCI: masks {tuple(masks.shape)} do not fit snapshots {tuple(y.shape)} "
+            "(want (N, T, H, W) or (T, H, W))"
         )
     return masks
 
