@@ -10,6 +10,11 @@ batch and moves ``W[a, m]`` toward that accuracy with EMA decay ``ema`` = 0.9. R
 decay (the trainer's, to 0 after a short warm-up and with Nesterov's momentum, where the official one decays to
 0.001 without either).
 
+``W`` starts at 1 (the official value), above any accuracy, so routing favours pairs not yet tried until their
+scores settle; a short run (the digits default: 22 batches an epoch for 36 × 4 pairs) leaves many pairs untried
+and ``W`` close to where it started, which is why the search scores every configuration on the whole validation
+half rather than reading ``W``.
+
 The search (:func:`search`, ``convzoo search-pooling CKPT``) scores every configuration on the whole validation
 split with the SuperNet it is assigned to (``argmax_m p(m | a)``) and ranks them; the best one's standalone network
 (``pooling_resnet20`` with that SuperNet's weights copied) is then scored on the test split, and retrains with
