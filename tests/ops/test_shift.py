@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -64,3 +66,31 @@ def test_shift_needs_a_channel_per_direction_and_a_reach():
         create_op("shift", 8, 8, 1)
     with pytest.raises(ValueError, match=r"shift: directions must be 'axial' or 'all', got 'diagonal'"):
         create_op("shift", 8, 8, directions="diagonal")
+
+
+def _shift_by_loops(x, offsets, distance):
+    """``out[:, c, t] = x[:, c, t − o·distance]`` element by element (zero outside), the remainder unshifted."""
+    out, group = torch.zeros_like(x), x.shape[1] // len(offsets)
+    size = x.shape[2:]
+    for channel in range(x.shape[1]):
+        g = channel // group
+        for t in itertools.product(*(range(s) for s in size)):
+            moved = g < len(offsets)
+            source = tuple(i - o * d for i, o, d in zip(t, offsets[g], distance, strict=True)) if moved else t
+            if all(0 <= i < s for i, s in zip(source, size, strict=True)):
+                out[(slice(None), channel, *t)] = x[(slice(None), channel, *source)]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("dim", "size", "distance"),
+    [(2, (5, 4), (1, 1)), (2, (3, 3), (2, 4)), (2, (2, 2), (5, 5)), (1, (6,), (3,)), (3, (3, 2, 4), (1, 2, 1))],
+)
+def test_unstrided_shift_equals_moving_each_element_by_hand_in_both_layouts(dim, size, distance):
+    offsets = shift_offsets(dim, "all")
+    x = torch.randn(2, 2 * len(offsets) + 3, *size, dtype=torch.float64)
+    expected = _shift_by_loops(x, offsets, distance)
+    assert torch.equal(spatial_shift(x, offsets, distance, (1,) * dim), expected)
+    if dim == 2:
+        shifted = spatial_shift(x.contiguous(memory_format=torch.channels_last), offsets, distance, (1, 1))
+        assert torch.equal(shifted, expected) and shifted.is_contiguous(memory_format=torch.channels_last)
