@@ -27,7 +27,7 @@ def run_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
-        nesterov=not args.classical_momentum,
+        nesterov=False if args.classical_momentum else None,
         warmup_epochs=args.warmup_epochs,
         schedule=args.schedule,
         lr_steps=args.lr_steps,
@@ -131,7 +131,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="step schedule: fractions of training where the rate drops, e.g. 0.5,0.75 (the ResNet CIFAR schedule)",
     )
     p.add_argument("--lr-gamma", type=float, default=0.1, help="step schedule: factor at each drop (default: 0.1)")
-    p.add_argument("--label-smoothing", type=float, default=0.1, help="classify only (default: 0.1)")
+    p.add_argument(
+        "--label-smoothing", type=float, default=None, help="classify only (default: the task's recipe, else 0.1)"
+    )
     p.add_argument("--scale", type=positive_int, default=None, help="sr: the upscaling factor (2, 3 or 4)")
     p.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a setting of the task (repeatable)"

@@ -48,7 +48,8 @@ class Task:
     ``primary`` names the test metric that sums a run up (``test_<primary>`` in every epoch record);
     ``higher_is_better`` says which way it improves. ``model_kinds`` are the registry kinds of the models the task
     trains. ``options`` maps each task option to its default; ``recipe`` holds defaults for the
-    :class:`~convzoo.train.TrainConfig` fields ``optimizer``, ``lr``, ``weight_decay`` and ``label_smoothing``.
+    :class:`~convzoo.train.TrainConfig` fields ``optimizer``, ``lr``, ``weight_decay``, ``label_smoothing``
+    and ``nesterov``.
     ``distributed`` is False for a task that cannot run under DDP (a graph task, whose one batch is the whole data
     set; a supernet task, whose step runs forwards over different parameter subsets); ``single_process`` says why,
     in the trainer's refusal under torchrun.

@@ -62,13 +62,13 @@ class TrainConfig:
     optimizer: str | None = None  # default: the task's recipe (SGD for classify)
     lr: float | None = None  # default: the task's recipe, else 0.05 for SGD, 2e-3 for AdamW
     momentum: float = 0.9
-    nesterov: bool = True  # SGD only: Nesterov's momentum (False: the classical heavy-ball form)
+    nesterov: bool | None = None  # SGD: Nesterov's momentum (default; False: heavy-ball), unless the task's recipe says
     weight_decay: float | None = None  # default: 5e-4 for SGD, 0.05 for AdamW
     warmup_epochs: float = 0.2
     schedule: str = "cosine"  # after the warm-up: "cosine" decay to 0, or "step" (× lr_gamma at each lr_steps)
     lr_steps: tuple[float, ...] = ()  # "step": fractions of training (0, 1) at which the rate is multiplied
     lr_gamma: float = 0.1
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None  # default: the task's recipe, else 0.1
     bf16: bool = False
     grad_clip: float | None = None
     ema_decay: float | None = None
@@ -87,6 +87,10 @@ class TrainConfig:
                 setattr(self, key, value)
         if self.optimizer is None:
             self.optimizer = "sgd"
+        if self.label_smoothing is None:
+            self.label_smoothing = 0.1
+        if self.nesterov is None:
+            self.nesterov = True
         if self.data is None:
             self.data = task.default_data
         checks = [

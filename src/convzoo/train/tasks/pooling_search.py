@@ -163,7 +163,7 @@ class PoolingSearch(Task):
     primary = "acc"
     model_kinds = ("pooling-supernet",)
     options = {"t0": 1.0, "tmax": 100.0, "ema": 0.9, "threshold": 1e-4, "val_fraction": 0.5}
-    recipe = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0}
+    recipe = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "label_smoothing": 0.0}
     distributed = False
     single_process = "each step trains one sampled supernet of the mixture, which DDP cannot keep in step"
 
