@@ -260,3 +260,25 @@ def test_a_classify_checkpoint_saved_before_its_options_existed_resumes(tmp_path
     meta_path.write_text(json.dumps(meta))
     resumed = train(TrainConfig(model="resnet20", cfg=SMALL, epochs=2, out=str(tmp_path), progress=False), resume=True)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_ema_warms_up_its_decay_as_tensorflow_does():
+    from torch.optim.swa_utils import AveragedModel
+
+    from convzoo.train.trainer import ema_with_warmup
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.BatchNorm1d(1))
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.99), use_buffers=True)
+    expected = None
+    for step in range(40):
+        with torch.no_grad():
+            model[0].weight.fill_(float(step))
+        model.train()(torch.randn(4, 2))  # the BatchNorm counts a batch
+        ema.update_parameters(model)
+        if expected is None:
+            expected = float(step)  # the first update copies the weights
+        else:
+            decay = min(0.99, (1 + step) / (10 + step))  # by hand: n updates averaged before this one = step
+            expected = decay * expected + (1 - decay) * step
+    assert ema.module[0].weight.flatten().tolist() == pytest.approx([expected, expected], rel=1e-6)
+    assert ema.module[1].num_batches_tracked.item() == 40

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
@@ -41,7 +41,7 @@ from convzoo.train.checkpoint import load_training_state, load_weights, read_che
 from convzoo.train.evaluate import evaluate
 from convzoo.train.task import Task, get_task
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "warmup_cosine", "warmup_steps_decay"]
+__all__ = ["TrainConfig", "TrainResult", "ema_with_warmup", "train", "evaluate", "warmup_cosine", "warmup_steps_decay"]
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
@@ -71,7 +71,7 @@ class TrainConfig:
     label_smoothing: float | None = None  # default: the task's recipe, else 0.1
     bf16: bool = False
     grad_clip: float | None = None
-    ema_decay: float | None = None
+    ema_decay: float | None = None  # EMA of the weights, its decay warmed up as min(decay, (1 + n) / (10 + n))
     seed: int = 0
     out: str | None = None
     save_every: int = 1  # epochs between checkpoints (the last epoch and a Ctrl-C always save)
@@ -203,6 +203,24 @@ def warmup_steps_decay(total_steps: int, warmup_steps: int, fractions: tuple[flo
     return factor
 
 
+def ema_with_warmup(decay: float):
+    """The EMA update ``ema ← d·ema + (1 − d)·w`` with ``d = min(decay, (1 + n) / (10 + n))`` after ``n`` updates
+    (TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``): a plain EMA at 0.999 still holds 55% of its
+    first weights after 600 steps, which a short run then evaluates and samples from; the warm-up lets it follow
+    the early weights and settle to ``decay``. For ``torch.optim.swa_utils.AveragedModel(multi_avg_fn=...)``."""
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+        if not (torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0])):
+            torch._foreach_copy_(averaged, current)  # counters (BatchNorm's num_batches_tracked) follow the model
+            return
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(averaged, current, 1 - d)
+
+    return update
+
+
 def lr_factor(config: TrainConfig, total_steps: int, steps_per_epoch: int):
     """The learning-rate multiplier per optimizer step of ``config``'s schedule."""
     warmup = int(config.warmup_epochs * steps_per_epoch)
@@ -326,7 +344,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total_steps, steps_per_epoch))
     ema = None
     if config.ema_decay is not None:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
     start_epoch, step, history = 0, 0, []
     if checkpoint is not None:
         load_weights(model, checkpoint, architecture)
