@@ -50,3 +50,21 @@ def test_bad_input_is_refused_naming_it():
         random_crop(torch.zeros(1, 1, 4, 4), -1)
     with pytest.raises(ValueError, match=r"expected \(B, C, H, W\) images, got shape \(4, 4\)"):
         random_crop(torch.zeros(4, 4), 2)
+
+
+def test_dihedral_turns_image_and_mask_alike_through_all_eight_symmetries():
+    from convzoo.data.augment import random_dihedral
+
+    image = torch.arange(16.0).view(1, 1, 4, 4)
+    images, masks = image.expand(200, 2, 4, 4), image[0, 0].long().expand(200, 4, 4)
+    torch.manual_seed(0)
+    turned, turned_masks = random_dihedral(images, masks)
+    assert torch.equal(turned[:, 0].long(), turned_masks) and torch.equal(turned[:, 0], turned[:, 1])
+    by_hand = set()
+    for k in range(4):  # the 8 symmetries: 4 rotations, each with and without a mirror
+        rotated = torch.rot90(image[0, 0], k)
+        by_hand |= {tuple(rotated.flatten().tolist()), tuple(rotated.flip(-1).flatten().tolist())}
+    seen = {tuple(t.flatten().tolist()) for t in turned[:, 0]}
+    assert seen == by_hand
+    with pytest.raises(ValueError, match=r"expected images \(B, C, H, W\) and masks \(B, H, W\)"):
+        random_dihedral(images, masks[:, :2])

@@ -74,3 +74,15 @@ def test_seg_task_refuses_other_models_and_data(tmp_path, small_shapes):
         train(TrainConfig(model="fcn8s", task="seg", data="digits", out=str(tmp_path), progress=False))
     with pytest.raises(ValueError, match="takes no option 'scale'"):
         TrainConfig(model="fcn8s", task="seg", options={"scale": 2})
+
+
+def test_seg_options_draw_more_shapes_and_refuse_what_they_cannot_do():
+    from convzoo.train.task import get_task
+
+    task = get_task("seg")
+    more = task.load("shapes", "train", None, task.resolve_options({"train_length": 20}))
+    assert len(more) == 20
+    with pytest.raises(ValueError, match=r"'voc' is read from disk and takes no train_length option"):
+        task.load("voc", "train", "/nowhere", task.resolve_options({"train_length": 20}))
+    with pytest.raises(ValueError, match=r"augment option must be one of 'none', 'dihedral', got 'flip'"):
+        task.resolve_options({"augment": "flip"})

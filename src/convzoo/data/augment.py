@@ -1,4 +1,5 @@
-"""Batch augmentations on tensors already on the training device: the ResNet paper's CIFAR pad-crop-flip.
+"""Batch augmentations on tensors already on the training device: the ResNet paper's CIFAR pad-crop-flip, and
+the symmetries of the square for segmentation sets whose labels ignore orientation.
 
 He et al., "Deep Residual Learning for Image Recognition" (section 4.2): "4 pixels are padded on each side, and a
 32×32 crop is randomly sampled from the padded image or its horizontal flip". The images here are standardised, so
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from convzoo.core.validate import check_int
 
-__all__ = ["random_crop", "random_crop_flip"]
+__all__ = ["random_crop", "random_crop_flip", "random_dihedral"]
 
 
 def random_crop(images: Tensor, pad: int) -> Tensor:
@@ -41,3 +42,27 @@ def random_crop_flip(images: Tensor, pad: int = 4) -> Tensor:
     cropped = random_crop(images, pad)
     flip = (torch.rand(images.shape[0]) < 0.5).to(images.device).view(-1, 1, 1, 1)
     return torch.where(flip, cropped.flip(-1), cropped)
+
+
+def random_dihedral(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """Each ``(C, H, W)`` image and its ``(H, W)`` mask of a batch turned by one of the 8 symmetries of the square
+    (mirror left–right, mirror top–bottom, swap the axes: each with probability ½), the same for both; for
+    labels that do not depend on orientation (the ``shapes`` set). Swapping needs square images."""
+    if images.dim() != 4 or masks.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(
+            f"random_dihedral: expected images (B, C, H, W) and masks (B, H, W), got {tuple(images.shape)} and "
+            f"{tuple(masks.shape)}"
+        )
+    square = images.shape[-1] == images.shape[-2]
+    moves = (torch.rand(images.shape[0], 3) < 0.5).tolist()  # (B, 3): mirror W, mirror H, swap the axes
+    out_images, out_masks = [], []
+    for image, mask, (mirror_w, mirror_h, swap) in zip(images, masks, moves, strict=True):
+        if mirror_w:
+            image, mask = image.flip(-1), mask.flip(-1)
+        if mirror_h:
+            image, mask = image.flip(-2), mask.flip(-2)
+        if swap and square:
+            image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
+        out_images.append(image)
+        out_masks.append(mask)
+    return torch.stack(out_images), torch.stack(out_masks)

@@ -4,7 +4,8 @@ Each entry of ``--models`` (default ``fcn8s,fcn32s,dcfam,rcnet_seg``) is a regis
 with an operator swapped into its backbone as ``NAME:OP`` (``fcn8s:shift``). Every entry is trained with the same
 budget through the trainer (task ``seg``) on ``--data`` (default ``shapes``, the embedded procedural set): the
 backbone ``backbone`` (option, default ``resnet18``), ``--epochs`` (default 10) at batch ``--batch-size`` (default
-8), AdamW at ``--lr`` (default the seg task's 2e-3), warm-up + cosine, once per seed. The test split gives mIoU and
+8), AdamW at ``--lr`` (default the seg task's 2e-3), warm-up + cosine, once per seed, with the seg task's options
+``augment`` (``none`` or ``dihedral``) and ``train_length`` given as study options. The test split gives mIoU and
 pixel accuracy (mean ± std over seeds).
 
 Latency: the first seed's model in its deploy form (:func:`~convzoo.deploy.layout.deploy_form`: re-parameterised,
@@ -34,7 +35,7 @@ from convzoo.study.task_args import given_settings, model_names, refuse_flags, t
 __all__ = ["SegStudyConfig", "SegRow", "main", "run_seg_study", "parse_entry", "pareto"]
 
 DEFAULT_MODELS = ("fcn8s", "fcn32s", "dcfam", "rcnet_seg")
-OPTIONS = ("backbone", "latency_size")
+OPTIONS = ("backbone", "latency_size", "augment", "train_length")
 
 
 def parse_entry(entry: str) -> tuple[str, str | None]:
@@ -66,6 +67,8 @@ class SegStudyConfig:
     threads: int | None = None
     repeats: int = 20
     latency_size: int | None = None
+    augment: str = "none"  # the seg task's option: "dihedral" turns each training pair by a symmetry of the square
+    train_length: int = 0  # the seg task's option: training images a generated set draws (0: its default)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -95,7 +98,7 @@ class SegStudyConfig:
         return TrainConfig(
             model=model, op=op, task="seg", data=self.data, data_root=self.data_root, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out), cfg={"backbone": self.backbone},
-            progress=self.progress,
+            options={"augment": self.augment, "train_length": self.train_length}, progress=self.progress,
         )  # fmt: skip
 
 
@@ -219,7 +222,8 @@ def run_seg_study(config: SegStudyConfig) -> tuple[list[SegRow], dict[str, Path]
         "budget": (
             f"{config.epochs} epochs of {config.data} at batch {config.batch_size}, AdamW "
             f"{config.lr or 'the seg task default'} warm-up + cosine, backbone {config.backbone}, "
-            f"{config.seeds} seed(s)"
+            f"{config.seeds} seed(s), augmentation {config.augment}"
+            + (f", {config.train_length} training images" if config.train_length else "")
         ),
     }
     return rows, write_seg_study(rows, settings, out), settings

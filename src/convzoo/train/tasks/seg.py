@@ -6,10 +6,16 @@ on a segmentation set (``shapes``, ``voc``, ``ade20k``). The metrics are torchme
 from one image is not scored 0 there) and ``MulticlassAccuracy`` (micro: the fraction of labelled pixels right);
 pixels labelled ``ignore_index`` (option, default 255) count in neither. The trainer's ``label_smoothing`` is not
 applied: FCN and its successors train with the plain cross-entropy.
+
+Options: ``augment`` — ``none`` (default) or ``dihedral``: each training image and its mask turned by a random
+symmetry of the square (:func:`convzoo.data.augment.random_dihedral`), for data whose classes ignore orientation,
+as the ``shapes`` set's do; ``train_length`` — the number of training images a generated set draws (0: its
+default; ``shapes`` has 768).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,9 +23,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from convzoo.core.validate import check_int
+from convzoo.core.validate import check_choice, check_int
+from convzoo.data.augment import random_dihedral
+from convzoo.data.base import load_dataset
 from convzoo.models._dense import create_dense
-from convzoo.registry import TASKS
+from convzoo.registry import DATASETS, TASKS
 from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
@@ -59,16 +67,24 @@ class Segmentation(Task):
     primary = "miou"
     default_data = "shapes"
     model_kinds = ("seg",)
-    options = {"ignore_index": 255}
+    options = {"ignore_index": 255, "augment": "none", "train_length": 0}
     recipe = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4}
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         options = super().resolve_options(given)
         check_int(options["ignore_index"], "ignore_index", "train --task seg", low=0)
+        check_choice(options["augment"], ("none", "dihedral"), "augment option", "train --task seg")
+        check_int(options["train_length"], "train_length option", "train --task seg", low=0)
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
-        dataset = super().load(data, split, root, options)
+        length = options.get("train_length", 0)
+        if split == "train" and length:
+            if "length" not in inspect.signature(DATASETS.get(data).obj).parameters:
+                raise ValueError(f"train --task seg: {data!r} is read from disk and takes no train_length option")
+            dataset = load_dataset(data, split, root, length=length)
+        else:
+            dataset = super().load(data, split, root, options)
         if "ignore_index" not in getattr(getattr(dataset, "info", None), "extra", {}):
             raise ValueError(f"train --task seg: {data!r} is not a segmentation set (shapes, voc, ade20k)")
         dataset.ignore_index = options["ignore_index"]
@@ -101,6 +117,8 @@ class Segmentation(Task):
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
         images, masks = batch  # (B, C, H, W), (B, H, W)
+        if config.options.get("augment", "none") == "dihedral":
+            images, masks = random_dihedral(images, masks)
         logits = net(images)  # (B, K, H, W)
         ignore = config.options["ignore_index"]
         loss = F.cross_entropy(logits.float(), masks, ignore_index=ignore)
