@@ -66,5 +66,25 @@ def test_dihedral_turns_image_and_mask_alike_through_all_eight_symmetries():
         by_hand |= {tuple(rotated.flatten().tolist()), tuple(rotated.flip(-1).flatten().tolist())}
     seen = {tuple(t.flatten().tolist()) for t in turned[:, 0]}
     assert seen == by_hand
-    with pytest.raises(ValueError, match=r"expected images \(B, C, H, W\) and masks \(B, H, W\)"):
-        random_dihedral(images, masks[:, :2])
+    with pytest.raises(ValueError, match=r"expected tensors \(B, ..., H, W\) of one batch size B, got"):
+        random_dihedral(images, masks[:7])
+
+
+def test_dihedral_keeps_low_and_high_resolution_pairs_in_register():
+    from convzoo.data.augment import random_dihedral
+
+    hr = torch.rand(64, 3, 8, 8, dtype=torch.float64)
+    lr = F.avg_pool2d(hr, 2)  # (64, 3, 4, 4): each LR pixel is the mean of its HR block
+    torch.manual_seed(1)
+    turned_lr, turned_hr = random_dihedral(lr, hr)
+    assert torch.allclose(turned_lr, F.avg_pool2d(turned_hr, 2), atol=1e-15)  # still each other's down-scale
+    assert not torch.equal(turned_hr, hr)
+
+
+def test_sr_task_takes_the_augment_option():
+    from convzoo.train.task import get_task
+
+    task = get_task("sr")
+    assert task.resolve_options({"augment": "dihedral"})["augment"] == "dihedral"
+    with pytest.raises(ValueError, match=r"augment must be one of 'none', 'dihedral', got 'rot'"):
+        task.resolve_options({"augment": "rot"})

@@ -44,25 +44,26 @@ def random_crop_flip(images: Tensor, pad: int = 4) -> Tensor:
     return torch.where(flip, cropped.flip(-1), cropped)
 
 
-def random_dihedral(images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
-    """Each ``(C, H, W)`` image and its ``(H, W)`` mask of a batch turned by one of the 8 symmetries of the square
-    (mirror left–right, mirror top–bottom, swap the axes: each with probability ½), the same for both; for
-    labels that do not depend on orientation (the ``shapes`` set). Swapping needs square images."""
-    if images.dim() != 4 or masks.shape != (images.shape[0], *images.shape[2:]):
-        raise ValueError(
-            f"random_dihedral: expected images (B, C, H, W) and masks (B, H, W), got {tuple(images.shape)} and "
-            f"{tuple(masks.shape)}"
-        )
-    square = images.shape[-1] == images.shape[-2]
-    moves = (torch.rand(images.shape[0], 3) < 0.5).tolist()  # (B, 3): mirror W, mirror H, swap the axes
-    out_images, out_masks = [], []
-    for image, mask, (mirror_w, mirror_h, swap) in zip(images, masks, moves, strict=True):
-        if mirror_w:
-            image, mask = image.flip(-1), mask.flip(-1)
-        if mirror_h:
-            image, mask = image.flip(-2), mask.flip(-2)
-        if swap and square:
-            image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
-        out_images.append(image)
-        out_masks.append(mask)
-    return torch.stack(out_images), torch.stack(out_masks)
+def random_dihedral(*batches: Tensor) -> tuple[Tensor, ...]:
+    """Each example of the ``batches`` (tensors ``(B, ..., H, W)`` with one batch size, e.g. images and their
+    masks, or low- and high-resolution views) turned by one of the 8 symmetries of the square — mirror left–right,
+    mirror top–bottom, swap the axes: each with probability ½ — the same for every tensor of the example; for
+    labels that do not depend on orientation (the ``shapes`` set, super-resolution pairs). Swapping needs square
+    tensors."""
+    if not batches or any(b.dim() < 3 or b.shape[0] != batches[0].shape[0] for b in batches):
+        shapes = ", ".join(str(tuple(b.shape)) for b in batches)
+        raise ValueError(f"random_dihedral: expected tensors (B, ..., H, W) of one batch size B, got {shapes}")
+    square = all(b.shape[-1] == b.shape[-2] for b in batches)
+    moves = (torch.rand(batches[0].shape[0], 3) < 0.5).tolist()  # (B, 3): mirror W, mirror H, swap the axes
+    turned: list[list[Tensor]] = [[] for _ in batches]
+    for index, (mirror_w, mirror_h, swap) in enumerate(moves):
+        for out, batch in zip(turned, batches, strict=True):
+            example = batch[index]
+            if mirror_w:
+                example = example.flip(-1)
+            if mirror_h:
+                example = example.flip(-2)
+            if swap and square:
+                example = example.transpose(-1, -2)
+            out.append(example)
+    return tuple(torch.stack(out) for out in turned)

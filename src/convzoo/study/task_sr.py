@@ -15,7 +15,8 @@ minutes on a CPU learns detail instead of first relearning the image (ESPCN ×4,
 below bicubic in the papers' form, 1.8 dB below as a residual, +0.01 dB as a zero-started residual; 512 steps of
 it: +0.23 dB, and +0.59 dB at ×2). A2N and SCNet add a bilinear upscale of their input themselves (their papers); the
 residual swaps it for bicubic. This departs from every paper here, and the report says so.
-``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look.
+``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look;
+``augment=dihedral`` mirrors and turns each training pair as the papers train.
 
 Latency: the first seed's model, as it would ship (LoRA merged by :func:`~convzoo.deploy.lora.merge_lora`, then
 :func:`~convzoo.deploy.layout.deploy_form`: re-parameterised, BNs folded, fastest memory layout) is timed on one
@@ -51,7 +52,7 @@ __all__ = ["SRRow", "SRStudyConfig", "SRStudyInterrupted", "main", "run_sr_study
 BICUBIC = "bicubic"
 SIZES = ("full", "tiny")
 SAMPLERS = ("uniform", "samplingaug", "patches")
-OPTIONS = ("scale", "scales", "size", "residual", "samples", "patch", "sampler", "latency_size", "onnx")
+OPTIONS = ("scale", "scales", "size", "residual", "samples", "patch", "sampler", "latency_size", "onnx", "augment")
 COLUMNS = (
     "model", "scale", "status", "residual", "psnr", "psnr_bicubic", "psnr_gain", "psnr_gain_std", "ssim",
     "ssim_bicubic", "ssim_gain", "params", "latency_ms", "latency_iqr_ms", "layout", "ort_ms", "ort_iqr_ms",
@@ -69,6 +70,7 @@ class SRStudyConfig:
     data_root: str | None = None
     size: str = "full"
     residual: bool = True
+    augment: str = "none"  # the sr task's option: "dihedral" mirrors and turns each training pair
     epochs: int = 1
     samples: int = 4096
     patch: int = 64
@@ -108,6 +110,7 @@ class SRStudyConfig:
             raise ValueError(f"study --task sr: {self.data!r} is not an sr dataset (sr datasets: {', '.join(sets)})")
         check_choice(self.size, SIZES, "size", "study --task sr")
         check_choice(self.sampler, SAMPLERS, "sampler", "study --task sr")
+        check_choice(self.augment, ("none", "dihedral"), "augment", "study --task sr")
         for name in ("residual", "onnx"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"study --task sr: {name} must be true or false, got {getattr(self, name)!r}")
@@ -124,6 +127,7 @@ class SRStudyConfig:
 
         options = {"scale": scale, "patch": self.patch, "sampler": self.sampler, "samples": self.samples}
         options["residual"] = self.residual
+        options["augment"] = self.augment
         return TrainConfig(
             model=model, task="sr", options=options, data=self.data, data_root=self.data_root, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out), cfg=self.cfg(model),
@@ -420,7 +424,7 @@ def _budget(config: SRStudyConfig) -> str:
     return (
         f"{config.epochs} epoch(s) × {config.samples} {config.sampler} {config.patch}² HR patches, batch "
         f"{config.batch_size} ({steps} steps), AdamW lr {config.lr:g} warm-up + cosine, {config.seeds} seed(s); "
-        f"{size}; {residual}"
+        f"{size}; {residual}" + ("; flips and 90° turns of each pair" if config.augment == "dihedral" else "")
     )
 
 

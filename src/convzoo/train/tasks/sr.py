@@ -13,6 +13,10 @@ beat bicubic with it where the papers' form does not yet (ESPCN ×4 after 64 ste
 checkpoint's architecture records it (``"residual": true``), so ``build_from_checkpoint``, ``convzoo upscale``, the
 deploy form and the ONNX export all carry the bicubic term. Models whose papers already add an interpolated input
 (A2N and SCNet: bilinear, :data:`OWN_SKIP`) have it swapped for bicubic.
+
+``augment`` — ``none`` (default) or ``dihedral``: each training pair mirrored and turned alike by a random symmetry
+of the square (:func:`convzoo.data.augment.random_dihedral`), the random flips and 90° rotations the SR papers
+train with.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.core.validate import check_choice, check_int
+from convzoo.data.augment import random_dihedral
 from convzoo.data.base import load_dataset
 from convzoo.data.sampling_aug import sampling_aug_pairs
 from convzoo.data.sr_metrics import bicubic_upscale, psnr_y, ssim_y
@@ -88,7 +93,7 @@ class SuperResolution(Task):
     primary = "psnr"
     default_data = "sr-photos"
     model_kinds = ("sr",)
-    options = {"scale": 2, "patch": 96, "sampler": "patches", "samples": 2000, "residual": False}
+    options = {"scale": 2, "patch": 96, "sampler": "patches", "samples": 2000, "residual": False, "augment": "none"}
     # Adam without decay, as every SR paper here trains (their 1e-4…5e-4; the short budgets here take the top)
     recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.0}
 
@@ -103,6 +108,7 @@ class SuperResolution(Task):
         check_int(options["samples"], "samples", "train --task sr")
         if not isinstance(options["residual"], bool):
             raise ValueError(f"train --task sr: residual must be true or false, got {options['residual']!r}")
+        check_choice(options["augment"], ("none", "dihedral"), "augment", "train --task sr")
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
@@ -144,6 +150,8 @@ class SuperResolution(Task):
 
     def step(self, net: nn.Module, batch: Batch, config: TrainConfig) -> tuple[Tensor, dict[str, float]]:
         lr, hr = batch  # (B, 3, P/s, P/s), (B, 3, P, P)
+        if config.options.get("augment", "none") == "dihedral":
+            lr, hr = random_dihedral(lr, hr)  # each pair mirrored and turned alike, as the SR papers train
         sr = net(lr)  # (B, 3, P, P)
         loss = F.l1_loss(sr.float(), hr)
         count = lr.shape[0]
