@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from convzoo.deploy import export_onnx, optimize
 from convzoo.models import create_model
 from convzoo.models.visual_transformer import (
     FilterTokenizer,
@@ -17,8 +16,7 @@ from convzoo.models.visual_transformer import (
     VTResNetConfig,
     vt_stage_params,
 )
-from convzoo.profile import profile
-from convzoo.profile.machine import MachinePeaks
+from tests.models._deploys import check_onnx_export, check_profile_and_optimize
 
 
 def _softmax(values):
@@ -172,9 +170,6 @@ def test_bad_config_raises():
         create_model("vt_resnet18", layers=(2, 2, 2))
 
 
-PEAKS = MachinePeaks("test cpu", 1, torch.__version__, fp32_gflops=50.0, bf16_gflops=None, copy_gbps=5.0)
-
-
 def _small_eval():
     torch.manual_seed(0)
     return create_model(
@@ -183,19 +178,10 @@ def _small_eval():
 
 
 def test_profile_and_optimize():
-    model, x = _small_eval()
-    report = profile(model, x, repeats=2, warmup=1, layout=False, threads=1, peaks=PEAKS)
-    assert report.macs > 0
-    fast = optimize(model, x, repeats=2)
-    with torch.no_grad():
-        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)
+    check_profile_and_optimize(*_small_eval())
 
 
 @pytest.mark.slow
 @pytest.mark.peer
 def test_export_onnx_matches(tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    model, x = _small_eval()
-    result = export_onnx(model, tmp_path / "model.onnx", x)
-    assert result.batches_checked == (2, 3) and result.max_abs_diff < 1e-4
+    check_onnx_export(*_small_eval(), tmp_path / "model.onnx")
