@@ -2,12 +2,13 @@
 one-second clips, on the same data and budget.
 
 Each model (``--models``, default :data:`DEFAULT_MODELS`) is trained ``--seeds`` times (seeds ``--seed``,
-``--seed`` + 1, …) for ``--epochs`` epochs on ``--data`` (default ``synth-sounds``) with the audio task's recipe,
-at the study widths of :data:`STUDY_CFG` (narrower than the registered, paper-sized configs, so a CPU finishes a
-study in minutes; ``--option per_class=N`` sizes synth-sounds, default 100 clips per class); then the trained
-model's deploy form (:func:`convzoo.deploy.layout.deploy_form`: re-parameterised, BN folded, fastest layout) is
-timed at batch 1 on a ``(1, 1, T)`` clip with ``--threads`` threads (default 1), the median of ``--repeats``
-interleaved passes. ``results.json`` (every run and the per-model means) and ``report.html`` (a table and the
+``--seed`` + 1, …) for ``--epochs`` epochs (default 10; at 3 the log-mel nets were still near chance) on
+``--data`` (default ``synth-sounds``) with the audio task's recipe, at the study widths of :data:`STUDY_CFG`
+(narrower than the registered, paper-sized configs, so a CPU finishes a study in minutes; ``--option per_class=N``
+sizes synth-sounds, default 100 clips per class); then the trained model's deploy form
+(:func:`convzoo.deploy.layout.deploy_form`: re-parameterised, BN folded, fastest layout) is timed at batch 1 on a
+``(1, 1, T)`` clip with ``--threads`` threads (default 1), the median of ``--repeats`` interleaved passes.
+``results.json`` and ``results.csv`` (every run and the per-model means) and ``report.html`` (a table and the
 accuracy-latency plot) are written atomically to ``--out`` (default ``study-audio``).
 """
 
@@ -87,7 +88,7 @@ def run_audio_study(
     *,
     data: str = "synth-sounds",
     data_root: str | None = None,
-    epochs: int = 3,
+    epochs: int = 10,
     seeds: list[int] = (0,),
     out: str | Path = "study-audio",
     threads: int = 1,
@@ -194,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
         models,
         data=args.data or "synth-sounds",
         data_root=args.data_root,
-        epochs=args.epochs or 3,
+        epochs=args.epochs or 10,
         seeds=seeds,
         out=args.out or "study-audio",
         threads=args.threads or 1,
