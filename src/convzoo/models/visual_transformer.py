@@ -13,10 +13,13 @@ tokens have C_T = 512 channels, every Transformer is one pre-norm block (16 head
 tokenizers' key/value and projector's query 1×1 convs have 16 groups, and the classifier pools the projected
 map. Departures: for VT-R50/101 the paper gives 1024-channel tokens and classifies the average of the 16
 output tokens (here C_T = 512 and the last projector feeds the classifier, so every module's output is used);
-its Table 3 counts (VT-R18 11.7M, R34 19.2M, R50 21.4M, R101 41.5M) are not reproduced: these variants count
+its Table 8 counts (VT-R18 11.7M, R34 19.2M, R50 21.4M, R101 41.5M; its Table 2 gives VT-R18 11.6M and VT-R34
+21.8M under the default recipe) are not reproduced: these variants count
 10.03M, 18.98M, 23.67M and 42.66M (checked against the closed form ``vt_stage_params``). No single choice of
 C_T, MLP ratio and stage width reproduces all four (the published R34 − R18 and R101 − R50 differences differ
-from those of the ResNets they start from).
+from those of the ResNets they start from). The paper's equations (3)–(5) have no value projection (C×C key,
+query and feed-forward matrices; a projector with C×C W_Q, W_K) where this module uses standard Transformer
+blocks; its Appendix A, which gives the token widths, was not available.
 """
 
 from __future__ import annotations
