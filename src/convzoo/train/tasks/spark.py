@@ -97,7 +97,7 @@ class SparkFinetune(Classify):
     """Classification from a SparK-pretrained encoder (``--option init=<spark checkpoint>``)."""
 
     name = "spark-finetune"
-    options = {"init": ""}
+    options = {**Classify.options, "init": ""}
 
     def __init__(self) -> None:
         self._init: dict[str, Tensor] | None = None
