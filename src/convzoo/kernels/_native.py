@@ -30,8 +30,20 @@ class NativeExtension:
         """Whether the extension loaded."""
         return self.module is not None
 
+    def unavailable_reason(self) -> str:
+        """Why the extension did not load ("" when it did)."""
+        return self.reason
+
     def require(self) -> ModuleType:
         """The extension module, or a ``RuntimeError`` saying why it is not available."""
         if self.module is None:
             raise RuntimeError(f"{self.what}: the native extension is not available ({self.reason})")
         return self.module
+
+    def isa(self) -> str:
+        """The instruction set the extension's kernels run with (``avx512f``, ``portable``, ...)."""
+        return self.require().isa()
+
+    def set_isa(self, name: str) -> None:
+        """Run the kernels with ``"portable"`` or one of this CPU's instruction sets; others raise."""
+        self.require().set_isa(name)

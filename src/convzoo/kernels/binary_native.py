@@ -21,35 +21,16 @@ from convzoo.kernels._native import NativeExtension
 __all__ = ["available", "unavailable_reason", "isa", "isas", "set_isa", "pack", "window_mean", "prepare", "conv"]
 
 _EXTENSION = NativeExtension("convzoo._binary_native", "binary native")
-
-
-def available() -> bool:
-    """Whether the native extension loaded."""
-    return _EXTENSION.available()
-
-
-def unavailable_reason() -> str:
-    """Why the extension did not load ("" when it did)."""
-    return _EXTENSION.reason
-
-
-def _require():
-    return _EXTENSION.require()
-
-
-def isa() -> str:
-    """The instruction set the native kernels run with (``avx512-vpopcntdq``, ``popcnt`` or ``portable``)."""
-    return _require().isa()
+available = _EXTENSION.available
+unavailable_reason = _EXTENSION.unavailable_reason
+isa = _EXTENSION.isa
+set_isa = _EXTENSION.set_isa
+_require = _EXTENSION.require
 
 
 def isas() -> list[str]:
     """The instruction sets this CPU supports, fastest first."""
     return list(_require().isas())
-
-
-def set_isa(name: str) -> None:
-    """Run the native kernels with one of :func:`isas` (default: the first); unknown names raise."""
-    _require().set_isa(name)
 
 
 def pack(x: Tensor, scale: Tensor | None = None, shift: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -18,30 +18,11 @@ from convzoo.kernels._native import NativeExtension
 __all__ = ["available", "unavailable_reason", "isa", "set_isa", "gather_conv"]
 
 _EXTENSION = NativeExtension("convzoo._sparse3d_native", "sparse conv3d native")
-
-
-def available() -> bool:
-    """Whether the native extension loaded."""
-    return _EXTENSION.available()
-
-
-def unavailable_reason() -> str:
-    """Why the extension did not load ("" when it did)."""
-    return _EXTENSION.reason
-
-
-def _require():
-    return _EXTENSION.require()
-
-
-def isa() -> str:
-    """The instruction set the native kernel runs with (``avx512f`` or ``portable``)."""
-    return _require().isa()
-
-
-def set_isa(name: str) -> None:
-    """Run with ``"portable"`` or this CPU's best instruction set; others raise."""
-    _require().set_isa(name)
+available = _EXTENSION.available
+unavailable_reason = _EXTENSION.unavailable_reason
+isa = _EXTENSION.isa
+set_isa = _EXTENSION.set_isa
+_require = _EXTENSION.require
 
 
 def gather_conv(feats: Tensor, table: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

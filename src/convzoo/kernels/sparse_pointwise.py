@@ -32,30 +32,11 @@ from convzoo.kernels._native import NativeExtension
 __all__ = ["CSRWeight", "available", "unavailable_reason", "isa", "set_isa", "pointwise", "pointwise_torch"]
 
 _EXTENSION = NativeExtension("convzoo._sparse_native", "sparse pointwise")
-
-
-def available() -> bool:
-    """Whether the native extension loaded."""
-    return _EXTENSION.available()
-
-
-def unavailable_reason() -> str:
-    """Why the extension did not load ("" when it did)."""
-    return _EXTENSION.reason
-
-
-def _require():
-    return _EXTENSION.require()
-
-
-def isa() -> str:
-    """The instruction set the native kernel runs with (``avx512f`` or ``portable``)."""
-    return _require().isa()
-
-
-def set_isa(name: str) -> None:
-    """Run the native kernel with ``"portable"`` or this CPU's best instruction set; others raise."""
-    _require().set_isa(name)
+available = _EXTENSION.available
+unavailable_reason = _EXTENSION.unavailable_reason
+isa = _EXTENSION.isa
+set_isa = _EXTENSION.set_isa
+_require = _EXTENSION.require
 
 
 @dataclass(frozen=True)
