@@ -12,7 +12,7 @@ from convzoo.models import create_model
 from convzoo.models.convshare_vit import SharedDepthwiseConv
 from convzoo.models.counting import count_params
 from convzoo.models.dwvit import TokenViT
-from tests.models._deploys import check_onnx_export, check_profile_and_optimize
+from tests.models._deploys import check_onnx_export, check_profile_and_optimize, check_steps_lower_the_loss
 
 
 def _tied_matrix(layer: SharedDepthwiseConv):
@@ -105,16 +105,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(padding):
         "convshare_vit_tiny", num_classes=4, img_size=32, patch_size=8, dim=24, depth=2, heads=3,
         padding=padding, kernel_size=kernel, drop_path_rate=0.0,
     )  # fmt: skip
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    check_steps_lower_the_loss(model, 8, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
 
 
 def test_bad_arguments_raise():

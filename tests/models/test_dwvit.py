@@ -11,7 +11,7 @@ from torch import nn
 from convzoo.models import create_model
 from convzoo.models.counting import count_params
 from convzoo.models.dwvit import DepthwiseDynamicAttention
-from tests.models._deploys import check_onnx_export, check_profile_and_optimize
+from tests.models._deploys import check_onnx_export, check_profile_and_optimize, check_steps_lower_the_loss
 
 
 def _loop_reference(attn: DepthwiseDynamicAttention, x):
@@ -70,16 +70,7 @@ def test_dwvit_small_is_deit_s_with_depthwise_attention():
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     model = create_model("dwvit_small", num_classes=4, img_size=32, patch_size=8, dim=32, depth=2, drop_path_rate=0.0)
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    check_steps_lower_the_loss(model, 6, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
 
 
 def test_other_input_sizes_resize_the_position_embedding():

@@ -16,7 +16,7 @@ from convzoo.models.visual_transformer import (
     VTResNetConfig,
     vt_stage_params,
 )
-from tests.models._deploys import check_onnx_export, check_profile_and_optimize
+from tests.models._deploys import check_onnx_export, check_profile_and_optimize, check_steps_lower_the_loss
 
 
 def _softmax(values):
@@ -143,16 +143,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     model = create_model(
         "vt_resnet18", num_classes=4, layers=(1, 1, 1, 2), channels=32, token_channels=32, heads=4, groups=4
     )
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    check_steps_lower_the_loss(model, 6, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
 
 
 def test_op_replaces_the_resnet_convs():
