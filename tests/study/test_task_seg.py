@@ -45,6 +45,8 @@ def test_pareto_front_and_bad_settings():
         SegStudyConfig(data="digits")
     with pytest.raises(ValueError, match="backbone must be a registered classifier"):
         SegStudyConfig(backbone="fcn8s")
+    with pytest.raises(ValueError, match="augment must be one of 'none', 'dihedral', got 'flip'"):
+        SegStudyConfig(augment="flip")
 
 
 def test_unknown_option_exits_2(capsys):

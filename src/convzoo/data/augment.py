@@ -16,7 +16,9 @@ from torch import Tensor
 
 from convzoo.core.validate import check_int
 
-__all__ = ["random_crop", "random_crop_flip", "random_dihedral"]
+__all__ = ["DIHEDRAL_CHOICES", "random_crop", "random_crop_flip", "random_dihedral"]
+
+DIHEDRAL_CHOICES = ("none", "dihedral")  # the augment option of the tasks whose labels ignore orientation (seg, sr)
 
 
 def random_crop(images: Tensor, pad: int) -> Tensor:

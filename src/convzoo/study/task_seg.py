@@ -72,7 +72,7 @@ class SegStudyConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        from convzoo.core.validate import check_int, check_number
+        from convzoo.core.validate import check_choice, check_int, check_number
 
         self.models = tuple(self.models) or DEFAULT_MODELS
         if len(set(self.models)) != len(self.models):
@@ -90,6 +90,10 @@ class SegStudyConfig:
             check_int(self.latency_size, "latency_size", "study --task seg")
         if self.lr is not None:
             check_number(self.lr, "lr", "study --task seg")
+        from convzoo.data.augment import DIHEDRAL_CHOICES
+
+        check_choice(self.augment, DIHEDRAL_CHOICES, "augment", "study --task seg")
+        check_int(self.train_length, "train_length", "study --task seg", low=0)
 
     def train_config(self, entry: str, seed: int, out: Path):
         from convzoo.train import TrainConfig

@@ -110,7 +110,9 @@ class SRStudyConfig:
             raise ValueError(f"study --task sr: {self.data!r} is not an sr dataset (sr datasets: {', '.join(sets)})")
         check_choice(self.size, SIZES, "size", "study --task sr")
         check_choice(self.sampler, SAMPLERS, "sampler", "study --task sr")
-        check_choice(self.augment, ("none", "dihedral"), "augment", "study --task sr")
+        from convzoo.data.augment import DIHEDRAL_CHOICES
+
+        check_choice(self.augment, DIHEDRAL_CHOICES, "augment", "study --task sr")
         for name in ("residual", "onnx"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"study --task sr: {name} must be true or false, got {getattr(self, name)!r}")

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.core.validate import check_choice, check_int
-from convzoo.data.augment import random_dihedral
+from convzoo.data.augment import DIHEDRAL_CHOICES, random_dihedral
 from convzoo.data.base import load_dataset
 from convzoo.models._dense import create_dense
 from convzoo.registry import DATASETS, TASKS
@@ -73,7 +73,7 @@ class Segmentation(Task):
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         options = super().resolve_options(given)
         check_int(options["ignore_index"], "ignore_index", "train --task seg", low=0)
-        check_choice(options["augment"], ("none", "dihedral"), "augment option", "train --task seg")
+        check_choice(options["augment"], DIHEDRAL_CHOICES, "augment option", "train --task seg")
         check_int(options["train_length"], "train_length option", "train --task seg", low=0)
         return options
 

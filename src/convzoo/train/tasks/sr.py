@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.core.validate import check_choice, check_int
-from convzoo.data.augment import random_dihedral
+from convzoo.data.augment import DIHEDRAL_CHOICES, random_dihedral
 from convzoo.data.base import load_dataset
 from convzoo.data.sampling_aug import sampling_aug_pairs
 from convzoo.data.sr_metrics import bicubic_upscale, psnr_y, ssim_y
@@ -108,7 +108,7 @@ class SuperResolution(Task):
         check_int(options["samples"], "samples", "train --task sr")
         if not isinstance(options["residual"], bool):
             raise ValueError(f"train --task sr: residual must be true or false, got {options['residual']!r}")
-        check_choice(options["augment"], ("none", "dihedral"), "augment", "train --task sr")
+        check_choice(options["augment"], DIHEDRAL_CHOICES, "augment", "train --task sr")
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
