@@ -15,9 +15,10 @@ as many VT modules at stride 16 with the stage-4 width C = 256 / 256 / 1024 / 10
 the last module's tokens are average-pooled into a fully-connected classifier. The tokens are not projected back
 after the last module (its map would feed nothing), so the classifier uses every parameter.
 
-Settings the main text leaves open, taken from the paper's earlier arXiv version: tokens of C_T = 1024 channels
-(its VT-ResNet-101 and VT-FPN text), keys and queries of the Transformer of C_T/2 channels (its appendix
-pseudo-code), logits scaled by ``1/√C`` in the tokenizers and projector and by ``1/√d_k`` in the Transformer.
+Settings the main text leaves open: tokens of C_T = 1024 channels (the width the main text gives VT-FPN's tokens
+and the paper's earlier arXiv version VT-ResNet-101's); from that version's appendix pseudo-code, keys and
+queries of the Transformer of C_T/2 channels and logits scaled by ``1/√C`` in the tokenizers and projector (and
+by ``1/√d_k`` in the Transformer).
 Where ``C_T ≠ C`` the pooled tokens are mapped to C_T channels (a ``C×C_T`` matrix after the pooling) and the
 projector maps the tokens it adds back to C channels (``C_T×C``); the paper's equations have ``C_T = C``.
 Single-head attention and dense matrices, as the equations are written (the earlier pseudo-code's 16 heads and
@@ -31,6 +32,9 @@ stage, so their difference must be that of ResNet-50 and ResNet-101 (44,549,160 
 41.5M − 21.4M = 20.1M; the two VT-R34 counts (21.8M, 19.2M; FLOPs 3.299G, 3.236G) and VT-R18 counts (11.6M,
 11.7M) describe different models, whose Appendix A widths are not available; Table 1's stage-5 ratios (VT-R34's
 stage smaller than VT-R18's with one module more) fit neither. The variants register these closed-form counts.
+Multiply-accumulates at 224² (``meta_macs``): 1.544G, 3.246G, 3.941G, 7.654G against Table 8's 1.569G, 3.236G,
+3.412G, 7.129G; the R50/R101 excess is about that of the two dense ``C×C`` projector queries at C = 1024
+(2 · 196 · 1024² = 0.41G), which the earlier pseudo-code groups.
 """
 
 from __future__ import annotations
