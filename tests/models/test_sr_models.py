@@ -66,3 +66,36 @@ def test_bad_scale_and_unknown_field_raise():
         create_model("espcn", scale=5)
     with pytest.raises(TypeError, match="unknown config field"):
         create_model("carn", depth=3)
+
+
+def test_he_init_draws_fan_in_normal_weights_scaled_and_zero_biases():
+    from convzoo.models._sr import he_init
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(64, 128, 3), torch.nn.Linear(4, 4), torch.nn.Conv2d(128, 32, 1))
+    linear = net[1].weight.clone()
+    he_init(net, scale=0.1)
+    for conv, fan_in in ((net[0], 64 * 9), (net[2], 128)):
+        std = 0.1 * (2 / fan_in) ** 0.5
+        assert conv.weight.std().item() == pytest.approx(std, rel=0.05)
+        assert conv.weight.mean().abs().item() < 0.05 * std  # centred (4096+ draws: the mean's std is < std / 64)
+        assert torch.count_nonzero(conv.bias) == 0
+    assert torch.equal(net[1].weight, linear)  # only convolutions
+
+
+def test_carn_he_init_keeps_the_upsampler_output_at_unit_scale_where_pytorchs_shrinks_it():
+    seen = {}
+
+    def rms_of_exit_input(name: str, init: str) -> float:
+        torch.manual_seed(0)
+        model = create_model(name, init=init).eval()
+        model.exit.register_forward_hook(lambda m, args, out: seen.__setitem__(init, args[0].pow(2).mean().sqrt()))
+        with torch.no_grad():
+            model(torch.rand(1, 3, 16, 16))
+        return float(seen[init])
+
+    for name in ("carn", "carn_m"):
+        assert rms_of_exit_input(name, "he") > 0.5
+        assert rms_of_exit_input(name, "pytorch") < 0.1
+    with pytest.raises(ValueError, match="init must be one of 'he', 'pytorch', got 'xavier'"):
+        create_model("carn", init="xavier")

@@ -56,6 +56,21 @@ def register_sr(
     )
 
 
+def he_init(module: nn.Module, scale: float = 1.0) -> None:
+    """Every convolution in ``module``: He (fan-in, ReLU gain) normal weights times ``scale``, zero biases.
+
+    ``scale=0.1`` is BasicSR's ``default_init_weights`` (the MSRResNet lineage: SCNet's released init); ``scale=1``
+    is He et al. 2015's initialisation, which keeps a ReLU network's activations at unit scale through its depth.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            with torch.no_grad():
+                m.weight.mul_(scale)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class MeanShift(nn.Module):
     """``x − mean`` (``sign=-1``) or ``x + mean`` (``sign=+1``) per RGB channel; the mean is a constant buffer."""
 
