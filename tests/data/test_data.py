@@ -98,9 +98,11 @@ def test_imagefolder_errors(tmp_path):
 
 
 def test_sr_photos_pairs_and_held_out_images():
+    import skimage.data
+
     assert not set(TRAIN_IMAGES) & set(TEST_IMAGES)
     for scale in (2, 3, 4):
-        data = load_dataset("sr-photos", "test", scale=scale)
+        data = load_dataset("sr-photos", "train", scale=scale)
         lr, hr = data[0]
         assert hr.shape == (3, 96, 96) and lr.shape == (3, 96 // scale, 96 // scale)
         # the LR patch is the HR patch downscaled by bicubic interpolation, independently recomputed here
@@ -108,8 +110,19 @@ def test_sr_photos_pairs_and_held_out_images():
             hr[None], scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False
         ).clamp(0, 1)[0]
         torch.testing.assert_close(lr, expected, rtol=0, atol=1e-5)
+        # the test split: the held-out photographs whole, cropped at the bottom right to multiples of 12
+        test = load_dataset("sr-photos", "test", scale=scale)
+        assert len(test) == len(TEST_IMAGES)
+        for (lr, hr), name in zip(test, TEST_IMAGES, strict=True):
+            photo = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float() / 255
+            h, w = (side // 12 * 12 for side in photo.shape[-2:])
+            assert hr.shape == (3, h, w) and photo.shape[-2] - h < 12 and photo.shape[-1] - w < 12
+            torch.testing.assert_close(hr, photo[:, :h, :w], rtol=0, atol=0)
+            assert lr.shape == (3, h // scale, w // scale)
     with pytest.raises(ValueError, match=r"sr-photos: scale must be one of \(2, 3, 4\), got 5"):
         load_dataset("sr-photos", scale=5)
+    with pytest.raises(ValueError, match=r"sr-photos: split must be one of train, test, got 'val'"):
+        load_dataset("sr-photos", "val")
 
 
 def test_unknown_dataset_and_split():
