@@ -2,6 +2,8 @@
 
 Blocks are ``1×1 → shift → ReLU → 1×1`` with a residual (SRResNet without BN, kernels 1); the upsampler interpolates
 bilinearly and mixes with shift-convs; a bilinear copy of the input is added at the end. No kernel is wider than 1.
+Every conv starts as the released code's (BasicSR's ``default_init_weights``): He normal weights times 0.1, zero
+biases.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convzoo.core.validate import check_int
-from convzoo.models._sr import check_scale, register_sr
+from convzoo.models._sr import check_scale, he_init, register_sr
 from convzoo.ops.shift import shift_offsets, spatial_shift
 
 __all__ = ["SCNet", "SCNetConfig", "Shift8"]
@@ -76,6 +78,7 @@ class SCNet(nn.Module):
         self.up = nn.ModuleList(_ShiftUp(width, f) for f in factors)
         self.conv_hr = _pointwise(width, width)
         self.conv_last = _pointwise(width, 3)
+        he_init(self, scale=0.1)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.body(F.leaky_relu(self.head(x), 0.1))
