@@ -47,8 +47,26 @@ def test_pareto_front_and_bad_settings():
         SegStudyConfig(backbone="fcn8s")
     with pytest.raises(ValueError, match="augment must be one of 'none', 'dihedral', got 'flip'"):
         SegStudyConfig(augment="flip")
+    with pytest.raises(ValueError, match="size"):
+        SegStudyConfig(size=-2)
+
+
+def test_shapes_preset_and_other_sets_defaults_reach_the_trainer(tmp_path):
+    preset = SegStudyConfig().train_config("fcn8s", 0, tmp_path).options
+    assert preset == {"ignore_index": 255, "augment": "dihedral", "train_length": 0, "size": 96}
+    given = SegStudyConfig(augment="none", size=0).train_config("fcn8s", 0, tmp_path).options
+    assert (given["augment"], given["size"]) == ("none", 0)
+    voc = SegStudyConfig(data="voc").train_config("fcn8s", 0, tmp_path).options
+    assert (voc["augment"], voc["size"]) == ("none", 0)
 
 
 def test_unknown_option_exits_2(capsys):
-    assert main(["study", "--task", "seg", "--option", "size=3", "--out", "/nonexistent/x"]) == 2
-    assert "no option 'size'" in capsys.readouterr().err
+    assert main(["study", "--task", "seg", "--option", "scale=3", "--out", "/nonexistent/x"]) == 2
+    assert "no option 'scale'" in capsys.readouterr().err
+
+
+def test_a_size_the_set_refuses_exits_2_before_training(tmp_path, capsys):
+    argv = ["study", "--task", "seg", "--option", "size=3", "--out", str(tmp_path / "s"), "--no-progress"]
+    assert main(argv) == 2
+    assert "shapes: size must be an int ≥ 16, got 3" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -86,3 +86,9 @@ def test_seg_options_draw_more_shapes_and_refuse_what_they_cannot_do():
         task.load("voc", "train", "/nowhere", task.resolve_options({"train_length": 20}))
     with pytest.raises(ValueError, match=r"augment option must be one of 'none', 'dihedral', got 'flip'"):
         task.resolve_options({"augment": "flip"})
+    options = task.resolve_options({"size": 24, "train_length": 5})
+    train, test = (task.load("shapes", split, None, options) for split in ("train", "test"))
+    assert (len(train), len(test)) == (5, 192)
+    assert train[0][0].shape == test[0][0].shape == (3, 24, 24) and test[0][1].shape == (24, 24)
+    with pytest.raises(ValueError, match=r"size option"):
+        task.resolve_options({"size": -1})
