@@ -17,6 +17,9 @@ def test_published_parameter_count(name):
     entry = MODELS.get(name)
     published = entry.info.params
     counted = meta_param_count(name)
+    if published is None:  # a count that could not be matched says so, with this build's count
+        assert entry.info.params_source.startswith("NOT matched") and f"{counted:,}" in entry.info.params_source
+        return
     assert abs(counted - published) <= 0.005 * published, (
         f"{name}: {counted:,} parameters, published {published:,} ({entry.info.params_source})"
     )

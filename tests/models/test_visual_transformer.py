@@ -210,7 +210,7 @@ def test_counts_against_closed_form_and_published(base):
     resnet_stage5_fc = count_params(resnet.stages[-1]) + count_params(resnet.head)
     assert counted == count_params(resnet) - resnet_stage5_fc + vt_stage_params(cfg, width)
     assert count_params(resnet) == TORCHVISION_PARAMS[base]
-    assert counted == MODELS.get(name).info.params
+    assert MODELS.get(name).info.params is None and f"counts {counted:,}" in MODELS.get(name).info.params_source
     # the published counts are not reproduced; the docstring states each deviation
     for table, published in zip(("Table 8", "Table 2"), PUBLISHED[base], strict=True):
         if published is None:
