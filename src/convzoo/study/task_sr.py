@@ -2,7 +2,7 @@
 
 Each sr model (default: every registered one) is trained per scale (option ``scales=2,4`` or ``scale=N``; default
 ×2 and ×4) with the same budget through the trainer (``convzoo.train.train``, task ``sr``): ``--epochs`` (default
-1) of ``samples`` patch pairs (default 4096) of ``patch`` HR pixels (default 64) drawn by ``sampler`` (default
+4) of ``samples`` patch pairs (default 4096) of ``patch`` HR pixels (default 64) drawn by ``sampler`` (default
 ``uniform``, positions drawn uniformly over the ``sr-photos`` training photographs; ``samplingaug`` draws them by
 bicubic error, S52), batch ``--batch-size`` (default 16), Adam at ``--lr`` (default 5e-4, warm-up + cosine), once per
 seed. The held-out photographs, each scored whole as benchmark images are, give PSNR and SSIM on Y (border =
@@ -18,7 +18,8 @@ it: +0.23 dB, and +0.59 dB at ×2; scored on 64² patches of the held-out photog
 A2N and SCNet add a bilinear upscale of their input themselves (their papers); the residual swaps it for bicubic.
 This departs from every paper here, and the report says so.
 ``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look;
-``augment=dihedral`` mirrors and turns each training pair as the papers train.
+``augment`` is ``dihedral`` by default (each training pair mirrored and turned, as the papers train; ``none``
+turns it off).
 
 Latency: the first seed's model, as it would ship (LoRA merged by :func:`~convzoo.deploy.lora.merge_lora`, then
 :func:`~convzoo.deploy.layout.deploy_form`: re-parameterised, BNs folded, fastest memory layout) is timed on one
@@ -73,8 +74,8 @@ class SRStudyConfig:
     data_root: str | None = None
     size: str = "full"
     residual: bool = True
-    augment: str = "none"  # the sr task's option: "dihedral" mirrors and turns each training pair
-    epochs: int = 1
+    augment: str = "dihedral"  # the sr task's option: each training pair mirrored and turned, as the papers train
+    epochs: int = 4
     samples: int = 4096
     patch: int = 64
     sampler: str = "uniform"
