@@ -175,3 +175,18 @@ def test_the_residual_exports_to_onnx_with_its_bicubic_term(tmp_path):
     x = torch.rand(1, 3, 12, 10)
     exported = export_onnx(model.eval(), tmp_path / "carn.onnx", x)
     assert exported.max_abs_diff < 1e-4
+
+
+def test_example_windows_are_the_aligned_lr_and_hr_slices():
+    from convzoo.study.task_sr import _crops
+
+    lr, hr = torch.rand(3, 10, 13), torch.rand(3, 21, 27)  # HR one pixel taller and wider than 2 × LR
+    windows = _crops(lr, hr, 2, 8)
+    assert len(windows) == 2 * 3  # 4-pixel LR windows: 2 rows, 3 columns, the remainder left out
+    for k, (low, high) in enumerate(windows):
+        i, j = divmod(k, 3)
+        assert torch.equal(low[0], lr[:, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4])
+        assert torch.equal(high[0], hr[:, 8 * i : 8 * i + 8, 8 * j : 8 * j + 8])
+    small_lr, small_hr = torch.rand(3, 3, 5), torch.rand(3, 6, 10)
+    [(low, high)] = _crops(small_lr, small_hr, 2, 8)
+    assert torch.equal(low[0], small_lr) and torch.equal(high[0], small_hr)

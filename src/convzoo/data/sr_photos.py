@@ -21,7 +21,7 @@ from convzoo.core.validate import check_int
 from convzoo.data.base import DatasetInfo, check_split
 from convzoo.registry import DATASETS
 
-__all__ = ["SRPatchDataset", "load_sr_photos", "held_out_photo", "TRAIN_IMAGES", "TEST_IMAGES", "downscale"]
+__all__ = ["SRPatchDataset", "load_sr_photos", "held_out_photo", "patches", "TRAIN_IMAGES", "TEST_IMAGES", "downscale"]
 
 # whole images are held out for test, so no test patch shares a photograph with a training patch
 TRAIN_IMAGES = ("astronaut", "coffee", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")
@@ -60,7 +60,7 @@ def _photo(name: str) -> Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
 
 
-def _patches(image: Tensor, size: int) -> Tensor:
+def patches(image: Tensor, size: int) -> Tensor:
     """Non-overlapping ``size``×``size`` patches of ``image`` (3, H, W), row-major: ``(n, 3, size, size)``."""
     patches = image.unfold(1, size, size).unfold(2, size, size)  # (3, rows, cols, size, size)
     return patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)
@@ -80,7 +80,7 @@ def load_sr_photos(
     if check_int(patch, "patch", "sr-photos") % scale:
         raise ValueError(f"sr-photos: patch must be a positive multiple of the scale {scale}, got {patch!r}")
     if split == "train":
-        hr = torch.cat([_patches(_photo(n), patch) for n in TRAIN_IMAGES])  # (N, 3, P, P)
+        hr = torch.cat([patches(_photo(n), patch) for n in TRAIN_IMAGES])  # (N, 3, P, P)
         lr = downscale(hr, scale)  # (N, 3, P/s, P/s)
         size = (patch, patch)
     else:

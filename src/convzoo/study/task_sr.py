@@ -332,15 +332,14 @@ def _bicubic_row(config: SRStudyConfig, scale: int) -> tuple[SRRow, Tensor, Tens
 def _crops(lr: Tensor, hr: Tensor, scale: int, size: int) -> list[tuple[Tensor, Tensor]]:
     """The non-overlapping ``size``² HR windows of one held-out pair and their LR windows, (1, 3, size/s, size/s)
     and (1, 3, size, size); the whole pair when it is smaller."""
+    from convzoo.data.sr_photos import patches
+
     step = size // scale
-    rows, cols = lr.shape[-2] // step, lr.shape[-1] // step
-    if not rows or not cols:
+    if lr.shape[-2] < step or lr.shape[-1] < step:
         return [(lr[None], hr[None])]
-    return [
-        (lr[None, :, i * step : (i + 1) * step, j * step : (j + 1) * step],
-         hr[None, :, i * size : (i + 1) * size, j * size : (j + 1) * size])
-        for i in range(rows) for j in range(cols)
-    ]  # fmt: skip
+    hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale]  # the HR pixels the LR image covers
+    windows = zip(patches(lr, step), patches(hr, size), strict=True)  # (3, size/s, size/s), (3, size, size) each
+    return [(low[None], high[None]) for low, high in windows]
 
 
 def _mean(values: list[float]) -> float:
