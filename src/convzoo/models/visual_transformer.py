@@ -80,7 +80,28 @@ class VTResNetConfig:
     key_channels: int = 512
 
 
-class FilterTokenizer(nn.Module):
+class _Tokenizer(nn.Module):
+    """What both tokenizers share: tokens as attention-weighted means of the pixels, ``T = Aᵀ X`` ``(N, L, C)``,
+    mapped to C_T channels by a ``C×C_T`` matrix when ``C_T ≠ C``; subclasses give the weights ``A``."""
+
+    def __init__(self, channels: int, token_channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.to_tokens = (
+            nn.Linear(channels, token_channels, bias=False) if token_channels != channels else nn.Identity()
+        )
+
+    def attention(self, x: Tensor, tokens: Tensor | None = None) -> Tensor:
+        """Pooling weights ``(N, L, H·W)``, summing to one over the positions."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, tokens: Tensor | None = None) -> Tensor:
+        weights = self.attention(x, tokens)  # (N, L, H·W)
+        pooled = weights @ x.flatten(2).transpose(1, 2)  # (N, L, C)
+        return self.to_tokens(pooled)  # (N, L, C_T)
+
+
+class FilterTokenizer(_Tokenizer):
     """Filter-based tokenizer (S11 Eq. 1): map ``(N, C, H, W)`` → tokens ``(N, L, C_T)``.
 
     ``A = softmax_HW(X W_A / √C)`` with ``W_A`` a 1×1 conv ``C → L``: one spatial attention map per token; the
@@ -89,25 +110,15 @@ class FilterTokenizer(nn.Module):
     """
 
     def __init__(self, channels: int, token_channels: int, tokens: int) -> None:
-        super().__init__()
-        self.channels = channels
+        super().__init__(channels, token_channels)
         self.coef = nn.Conv2d(channels, tokens, 1, bias=False)
-        self.to_tokens = (
-            nn.Linear(channels, token_channels, bias=False) if token_channels != channels else nn.Identity()
-        )
 
     def attention(self, x: Tensor, tokens: Tensor | None = None) -> Tensor:
-        """Pooling weights ``(N, L, H·W)``, summing to one over the positions."""
         logits = self.coef(x).flatten(2) / math.sqrt(self.channels)  # (N, L, H·W)
         return torch.softmax(logits, dim=-1)
 
-    def forward(self, x: Tensor, tokens: Tensor | None = None) -> Tensor:
-        weights = self.attention(x, tokens)  # (N, L, H·W)
-        pooled = weights @ x.flatten(2).transpose(1, 2)  # (N, L, C)
-        return self.to_tokens(pooled)  # (N, L, C_T)
 
-
-class RecurrentTokenizer(FilterTokenizer):
+class RecurrentTokenizer(_Tokenizer):
     """Recurrent tokenizer (S11 Eq. 2): ``(N, C, H, W)`` and the previous tokens ``(N, L, C_T)`` → ``(N, L, C_T)``.
 
     The pooling weights come from the previous module's tokens: ``W_R = T_in W_{T→R}`` (``W_{T→R} ∈ C_T×C``),
@@ -115,8 +126,7 @@ class RecurrentTokenizer(FilterTokenizer):
     """
 
     def __init__(self, channels: int, token_channels: int, tokens: int) -> None:
-        super().__init__(channels, token_channels, tokens)
-        del self.coef
+        super().__init__(channels, token_channels)
         self.query = nn.Linear(token_channels, channels, bias=False)
 
     def attention(self, x: Tensor, tokens: Tensor | None = None) -> Tensor:
@@ -181,7 +191,7 @@ class VTModule(nn.Module):
         super().__init__()
         ct = cfg.token_channels
         tokenizer = RecurrentTokenizer if recurrent else FilterTokenizer
-        self.tokenizer: FilterTokenizer = tokenizer(channels, ct, cfg.tokens)
+        self.tokenizer: _Tokenizer = tokenizer(channels, ct, cfg.tokens)
         self.transformer = TokenTransformer(ct, cfg.key_channels)
         self.projector = Projector(channels, ct) if project else None
 
