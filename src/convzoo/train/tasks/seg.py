@@ -84,12 +84,11 @@ class Segmentation(Task):
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
-        given = {
-            option: options.get(option, 0)
+        given = {  # train_length draws more training images only; size applies to both splits
+            option: options[option]
             for option in _LOADER_KEYWORDS
-            if split == "train" or option != "train_length"
+            if options.get(option) and (split == "train" or option != "train_length")
         }
-        given = {option: value for option, value in given.items() if value}
         if given:
             parameters = inspect.signature(DATASETS.get(data).obj).parameters
             for option in given:
