@@ -17,6 +17,12 @@ deploy form and the ONNX export all carry the bicubic term. Models whose papers 
 ``augment`` — ``none`` (default) or ``dihedral``: each training pair mirrored and turned alike by a random symmetry
 of the square (:func:`convzoo.data.augment.random_dihedral`), the random flips and 90° rotations the SR papers
 train with.
+
+DSCLoRA fine-tuning (S29, :mod:`convzoo.train.sr_lora`): ``base=CKPT`` starts the network from a trained ``sr``
+checkpoint of the same scale and residual (``dsclora`` from a ``span --cfg width=26`` run: its adapters then train
+over the base's frozen kernels); ``teacher=CKPT`` adds the teacher's output (L1, weight ``teacher_weight``) and the
+spatial affinity of its SPAN blocks (weight ``affinity_weight``) to the loss. The checkpoint written holds every
+weight, so it rebuilds, upscales and deploys without the base or the teacher.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from convzoo.core.validate import check_choice, check_int
+from convzoo.core.validate import check_choice, check_int, check_number
 from convzoo.data.augment import DIHEDRAL_CHOICES, random_dihedral
 from convzoo.data.base import load_dataset
 from convzoo.data.sampling_aug import sampling_aug_pairs
@@ -37,6 +43,7 @@ from convzoo.data.sr_metrics import bicubic_upscale, psnr_y, ssim_y
 from convzoo.models import create_model
 from convzoo.models.sr_residual import BicubicResidual
 from convzoo.registry import DATASETS, TASKS
+from convzoo.train.sr_lora import dsclora_loss, load_base, read_sr_checkpoint
 from convzoo.train.task import Batch, Task, config_overrides
 
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["OWN_SKIP", "SuperResolution", "score_sr"]
 
 SAMPLERS = ("patches", "samplingaug", "uniform")
-# models whose papers add an interpolation of the input to the output themselves (A2N Sec. 3.1, SCNet's upsampler)
+# models whose papers add an interpolation of the input to the output themselves (A2N Sec. 3.1, SCNet's forward)
 OWN_SKIP = {"a2n": "bilinear", "scnet_t": "bilinear"}
 
 
@@ -93,12 +100,17 @@ class SuperResolution(Task):
     primary = "psnr"
     default_data = "sr-photos"
     model_kinds = ("sr",)
-    options = {"scale": 2, "patch": 96, "sampler": "patches", "samples": 2000, "residual": False, "augment": "none"}
+    options = {
+        "scale": 2, "patch": 96, "sampler": "patches", "samples": 2000, "residual": False, "augment": "none",
+        "base": "", "teacher": "", "teacher_weight": 1.0, "affinity_weight": 1.0,
+    }  # fmt: skip
     # Adam without decay, as every SR paper here trains (their 1e-4…5e-4; the short budgets here take the top)
     recipe = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.0}
 
     def __init__(self) -> None:
         self._bicubic: tuple[Dataset, dict[str, float]] | None = None  # (test set, its bicubic PSNR and SSIM)
+        self._base: nn.Module | None = None  # the trained network a run starts from (option base)
+        self._teacher: nn.Module | None = None  # the frozen teacher of a distilled run (option teacher)
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         options = super().resolve_options(given)
@@ -109,6 +121,11 @@ class SuperResolution(Task):
         if not isinstance(options["residual"], bool):
             raise ValueError(f"train --task sr: residual must be true or false, got {options['residual']!r}")
         check_choice(options["augment"], DIHEDRAL_CHOICES, "augment", "train --task sr")
+        for name in ("base", "teacher"):
+            if not isinstance(options[name], str):
+                raise ValueError(f"train --task sr: {name} must be the folder of a checkpoint, got {options[name]!r}")
+        for name in ("teacher_weight", "affinity_weight"):
+            check_number(options[name], name, "train --task sr", low=0)
         return options
 
     def load(self, data: str, split: str, root: str | None, options: dict[str, Any]) -> Dataset:
@@ -132,11 +149,23 @@ class SuperResolution(Task):
     def architecture(self, config: TrainConfig, info: Any) -> dict[str, Any]:
         residual = config.options["residual"]
         # recorded only when on, so checkpoints written before the option rebuild as they were
-        return {"model": config.model, "scale": config.options["scale"], "cfg": dict(config.cfg)} | (
+        architecture = {"model": config.model, "scale": config.options["scale"], "cfg": dict(config.cfg)} | (
             {"residual": True} if residual else {}
         )
+        if config.options["base"]:  # create() starts from it; a checkpoint of this run holds every weight itself
+            self._base = read_sr_checkpoint(config.options["base"], "base", architecture)
+        if config.options["teacher"]:
+            self._teacher = read_sr_checkpoint(config.options["teacher"], "teacher", architecture)
+            self._teacher.requires_grad_(False)
+        return architecture
 
     def create(self, architecture: dict[str, Any]) -> nn.Module:
+        model = self._create(architecture)
+        if self._base is not None:
+            load_base(model, self._base)
+        return model
+
+    def _create(self, architecture: dict[str, Any]) -> nn.Module:
         cfg = config_overrides(architecture)
         net = create_model(architecture["model"], scale=architecture["scale"], **cfg)
         if not architecture.get("residual", False):
@@ -152,9 +181,14 @@ class SuperResolution(Task):
         lr, hr = batch  # (B, 3, P/s, P/s), (B, 3, P, P)
         if config.options.get("augment", "none") == "dihedral":
             lr, hr = random_dihedral(lr, hr)  # each pair mirrored and turned alike, as the SR papers train
+        count = lr.shape[0]
+        if self._teacher is not None:
+            options = config.options
+            teacher = self._teacher.to(lr.device)
+            loss, terms = dsclora_loss(net, teacher, lr, hr, options["teacher_weight"], options["affinity_weight"])
+            return loss, {"seen": count, "loss_sum": loss.item() * count} | {k: v * count for k, v in terms.items()}
         sr = net(lr)  # (B, 3, P, P)
         loss = F.l1_loss(sr.float(), hr)
-        count = lr.shape[0]
         return loss, {"seen": count, "loss_sum": loss.item() * count}
 
     def evaluate(self, model: nn.Module, dataset: Dataset, device: torch.device) -> dict[str, float]:
