@@ -57,6 +57,27 @@ def test_the_study_writes_rows_against_bicubic_and_a_report(tmp_path, capsys):
     assert "espcn" in out and "ORT ms" in out and "load" in out
 
 
+def test_dsclora_fine_tunes_adapters_over_a_base_trained_first_distilled_from_the_span_row(tmp_path):
+    argv = [
+        "study", "--task", "sr", "--models", "dsclora,span", "--option", "size=tiny", "--option", "scale=2",
+        "--option", "samples=16", "--option", "patch=48", "--option", "latency_size=16", "--option", "onnx=false",
+        "--repeats", "2", "--threads", "1", "--out", str(tmp_path / "study"), "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    rows = {r["model"]: r for r in json.loads((tmp_path / "study" / "results.json").read_text())["rows"]}
+    assert rows["dsclora"]["recipe"] == (
+        "adapters over a span base (8 ch, 2 blocks) trained first, distilled from the span row"
+    )
+    assert rows["span"]["recipe"] == "" and rows["dsclora"]["history"][-1]["train_affinity"] > 0
+    runs = tmp_path / "study" / "runs"
+    tuned, _ = build_from_checkpoint(runs / "dsclora-x2-seed0" / "checkpoint")
+    base, _ = build_from_checkpoint(runs / "dsclora-x2-seed0" / "base" / "checkpoint")
+    # the base's kernels sit frozen under the adapters, which moved
+    assert torch.equal(tuned.net.blocks[0].c1.conv.weight, base.net.blocks[0].c1.weight)
+    assert tuned.net.blocks[0].c1.lora_B.abs().sum() > 0
+    assert "dsclora ×2: adapters over a span base" in (tmp_path / "study" / "report.html").read_text()
+
+
 @pytest.mark.slow
 def test_the_study_times_onnxruntime_beside_the_deploy_form(tmp_path):
     assert _study(tmp_path) == 0

@@ -17,6 +17,11 @@ below bicubic in the papers' form, 1.8 dB below as a residual, +0.01 dB as a zer
 it: +0.23 dB, and +0.59 dB at ×2; scored on 64² patches of the held-out photographs, as the test split then was).
 A2N and SCNet add a bilinear upscale of their input themselves (their papers); the residual swaps it for bicubic.
 This departs from every paper here, and the report says so.
+DSCLoRA (S29) is a fine-tuning method, so its row follows its paper: a plain SPAN at its width and depth (its base,
+26 channels and 6 blocks at full size) is trained first with the same budget, then its ConvLoRA adapters train over
+the base's frozen kernels for the budget, distilled from the study's ``span`` row of the same scale and seed (L1 to
+the teacher's output and the blocks' spatial affinity; without a ``span`` row, the adapters learn from L1 alone).
+Its row's ``recipe`` says which, and its ``train_s`` counts both runs.
 ``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look (17–120 s
 of training per model and scale at 1 thread on a 2-core Xeon; at published widths the default budget takes
 minutes per model: CARN ×4 542 s, CARN-M ×4 365 s, TCSR far more);
@@ -56,13 +61,14 @@ from convzoo.study.task_args import given_settings, model_names, refuse_flags, t
 __all__ = ["SRRow", "SRStudyConfig", "SRStudyInterrupted", "main", "run_sr_study"]
 
 BICUBIC = "bicubic"
+LORA_MODEL, LORA_TEACHER = "dsclora", "span"  # DSCLoRA fine-tunes adapters over a SPAN base, distilled from SPAN
 SIZES = ("full", "tiny")
 SAMPLERS = ("uniform", "samplingaug", "patches")
 OPTIONS = ("scale", "scales", "size", "residual", "samples", "patch", "sampler", "latency_size", "onnx", "augment")
 COLUMNS = (
     "model", "scale", "status", "residual", "psnr", "psnr_bicubic", "psnr_gain", "psnr_gain_std", "ssim",
     "ssim_bicubic", "ssim_gain", "params", "latency_ms", "latency_iqr_ms", "layout", "ort_ms", "ort_iqr_ms",
-    "ort_over_deploy", "onnx_max_abs_diff", "train_s",
+    "ort_over_deploy", "onnx_max_abs_diff", "train_s", "recipe",
 )  # fmt: skip
 
 
@@ -129,17 +135,27 @@ class SRStudyConfig:
                 raise ValueError(f"study --task sr: patch must be a multiple of every scale, got {self.patch}")
         check_number(self.lr, "lr", "study --task sr", low=0, low_open=True)
 
-    def train_config(self, model: str, scale: int, seed: int, out: Path):
-        """The trainer's settings of one run: the same budget for every model."""
+    def train_config(
+        self,
+        model: str,
+        scale: int,
+        seed: int,
+        out: Path,
+        *,
+        cfg: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ):
+        """The trainer's settings of one run: the same budget for every model (``cfg`` replaces the model's config
+        overrides; ``options`` adds sr task options, as DSCLoRA's base and teacher)."""
         from convzoo.train import TrainConfig
 
-        options = {"scale": scale, "patch": self.patch, "sampler": self.sampler, "samples": self.samples}
-        options["residual"] = self.residual
-        options["augment"] = self.augment
+        settings = {"scale": scale, "patch": self.patch, "sampler": self.sampler, "samples": self.samples}
+        settings |= {"residual": self.residual, "augment": self.augment} | (options or {})
         return TrainConfig(
-            model=model, task="sr", options=options, data=self.data, data_root=self.data_root, epochs=self.epochs,
-            batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out), cfg=self.cfg(model),
-            progress=self.progress, warmup_epochs=0.05 if self.epochs == 1 else 0.2,
+            model=model, task="sr", options=settings, data=self.data, data_root=self.data_root, epochs=self.epochs,
+            batch_size=self.batch_size, lr=self.lr, seed=seed, out=str(out),
+            cfg=self.cfg(model) if cfg is None else cfg, progress=self.progress,
+            warmup_epochs=0.05 if self.epochs == 1 else 0.2,
         )  # fmt: skip
 
     def cfg(self, model: str) -> dict[str, Any]:
@@ -170,6 +186,7 @@ class SRRow:
     ort_iqr_ms: float | None = None
     onnx_max_abs_diff: float | None = None
     train_s: float | None = None
+    recipe: str = ""  # how the row was trained, where it is not the plain budget (DSCLoRA: base, then adapters)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -271,10 +288,28 @@ def _gain(row: SRRow) -> str:
 # --- the study ------------------------------------------------------------------------------------------------
 
 
-def _train(config: SRStudyConfig, model: str, scale: int, seed: int, run_dir: Path):
+def _train(config: SRStudyConfig, model: str, scale: int, seed: int, run_dir: Path) -> tuple[list[Any], str]:
+    """The trainer's results of one model and seed (DSCLoRA: its base's run, then its own) and the row's recipe."""
     from convzoo.train import train
 
-    return train(config.train_config(model, scale, seed, run_dir))
+    if model != LORA_MODEL:
+        return [train(config.train_config(model, scale, seed, run_dir))], ""
+    from convzoo.models import create_model
+
+    net = create_model(LORA_MODEL, scale=scale, **config.cfg(LORA_MODEL))
+    base_cfg = {"width": net.head.out_channels, "blocks": len(net.blocks)}
+    base = train(config.train_config(LORA_TEACHER, scale, seed, run_dir / "base", cfg=base_cfg))
+    if base.interrupted:
+        return [base], ""
+    options = {"base": str(base.checkpoint)}
+    recipe = f"adapters over a {LORA_TEACHER} base ({base_cfg['width']} ch, {base_cfg['blocks']} blocks) trained first"
+    teacher = run_dir.parent / f"{LORA_TEACHER}-x{scale}-seed{seed}" / "checkpoint"
+    if teacher.exists():
+        options["teacher"] = str(teacher)
+        recipe += f", distilled from the {LORA_TEACHER} row"
+    else:
+        recipe += f", L1 alone (no {LORA_TEACHER} row to distil from)"
+    return [base, train(config.train_config(model, scale, seed, run_dir, options=options))], recipe
 
 
 def _deploy(model: nn.Module) -> nn.Module:
@@ -362,7 +397,9 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
     rows: list[SRRow] = []
     crops: dict[int, list[tuple[str, Tensor]]] = {}
     examples: dict[int, tuple[Tensor, Tensor]] = {}
-    runs = [(m, s) for s in config.scales for m in config.models]
+    # a DSCLoRA row distils from the span row of its scale, so span trains first
+    models = sorted(config.models, key=lambda m: m == LORA_MODEL and LORA_TEACHER in config.models)
+    runs = [(m, s) for s in config.scales for m in models]
     started = time.perf_counter()
     with use_threads(threads) as used, LoadWatch() as watch, tempfile.TemporaryDirectory() as onnx_dir:
         for scale in config.scales:
@@ -379,9 +416,13 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
             bar.set_postfix_str(f"{model} ×{scale}")
             residual = _residual_label(config.residual, OWN_SKIP.get(model))
             row = SRRow(model, scale, residual=residual)
-            results = []
+            results, spent = [], []
             for seed in range(config.seed, config.seed + config.seeds):
-                results.append(_train(config, model, scale, seed, out / "runs" / f"{model}-x{scale}-seed{seed}"))
+                runs_of_seed, row.recipe = _train(
+                    config, model, scale, seed, out / "runs" / f"{model}-x{scale}-seed{seed}"
+                )
+                results.append(runs_of_seed[-1])
+                spent.extend(runs_of_seed)
                 if results[-1].interrupted:
                     bar.close()
                     partial = asdict(config) | {"partial": True, "threads_used": used, "torch": torch.__version__}
@@ -393,7 +434,7 @@ def run_sr_study(config: SRStudyConfig) -> tuple[list[SRRow], dict[str, Path], d
             row.psnr_gain_std = statistics.stdev(gains) if len(gains) > 1 else None
             row.ssim, row.ssim_bicubic = _mean([m["ssim"] for m in metrics]), metrics[0]["ssim_bicubic"]
             row.ssim_gain = row.ssim - row.ssim_bicubic
-            row.train_s = sum(h.get("time_s", 0.0) for r in results for h in r.history)
+            row.train_s = sum(h.get("time_s", 0.0) for r in spent for h in r.history)
             row.history = [{"seed": config.seed + i, **h} for i, r in enumerate(results) for h in r.history]
             first = results[0].model.eval()
             lr = examples[scale][0]
@@ -549,8 +590,17 @@ fastest memory layout) timed interleaved with the same model in onnxruntime (med
 <h2>Example crops (the held-out window bicubic restores worst)</h2>
 {outputs.image(pngs[1], "bicubic, each model, HR")}
 {outputs.table(header, cells)}
+{_recipes(rows)}
 {outputs.settings_table(settings)}"""  # noqa: E501
     return outputs.page("convzoo study: super-resolution", body)
+
+
+def _recipes(rows: list[SRRow]) -> str:
+    """A paragraph naming each row trained otherwise than the plain budget (DSCLoRA), or nothing."""
+    notes = [f"{html.escape(r.model)} ×{r.scale}: {html.escape(r.recipe)}" for r in rows if r.recipe]
+    if not notes:
+        return ""
+    return "<p>Trained as its paper fine-tunes (its train s counts both runs): " + "; ".join(notes) + ".</p>"
 
 
 def _residual_note(settings: dict[str, Any]) -> str:
