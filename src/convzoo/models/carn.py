@@ -135,7 +135,8 @@ register_sr(
     papers=("carn",),
     params=None,
     params_source=f"{_SOURCE}: CARN-M 412K, NOT matched: this build, laid out as the official carn_m.py "
-    "(shared residual-E, group 4, grouped multi-scale upsampler), counts 414,787 (+0.68%)",
+    "(shared residual-E, group 4, grouped multi-scale upsampler), counts 414,787 (+0.68%); its weights without "
+    "the biases count 412,032, but CARN's 1,592K includes its biases (1,588,608 without)",
     summary="S28 CARN-M: CARN with shared grouped residual-E blocks (group 4) and grouped upsampler convs",
     test_cfg={"width": 8, "blocks": 2},
 )
