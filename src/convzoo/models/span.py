@@ -110,7 +110,7 @@ register_sr(
     params_source="SPAN (Wan et al., NTIRE 2024 ESR winner; the teacher of S29) deploy form ×4 at 48 channels: "
     "0.426M as published; this deploy-form build counts 426,288",
     summary="SPAN: 6 parameter-free-attention blocks (SPAB), 48 channels, deploy form (the DSCLoRA teacher)",
-    test_cfg={"width": 8, "blocks": 2},
+    test_cfg={"width": 16, "blocks": 2},  # twice DSCLoRA's, as 48 is to 26: its teacher in the study
 )
 register_sr(
     "dsclora",
