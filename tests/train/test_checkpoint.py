@@ -176,3 +176,13 @@ def test_fifty_sigkills_during_saves(tmp_path):
     _save(link, _writer_model(0), 0)
     steps = _kill_while_saving(link, kills=50, seed=1)
     assert len(steps) == 50 and steps == sorted(steps)
+
+
+def test_weights_of_other_shapes_are_refused_on_one_line_naming_each_mismatch(tmp_path):
+    save_checkpoint(tmp_path / "ckpt", nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), ARCH)
+    narrower = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+    with pytest.raises(CheckpointError) as caught:
+        load_weights(narrower, tmp_path / "ckpt", ARCH)
+    message = str(caught.value)
+    assert "\n" not in message and "does not fit the model: size mismatch for 0.weight" in message
+    assert "torch.Size([8, 4])" in message and "torch.Size([5, 4])" in message and "2.weight" in message

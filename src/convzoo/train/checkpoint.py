@@ -271,7 +271,10 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint | str | Path, architec
     try:
         missing, unexpected = load_model(model, str(checkpoint.path / "model.safetensors"), strict=False)
     except (RuntimeError, SafetensorError) as error:
-        raise CheckpointError(f"checkpoint {str(checkpoint.path)!r} does not fit the model: {error}") from None
+        # torch lists each mismatch on its own line: one line, so the CLI's error stays one line
+        lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
+        reason = "; ".join(lines[1:] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines)
+        raise CheckpointError(f"checkpoint {str(checkpoint.path)!r} does not fit the model: {reason}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {str(checkpoint.path)!r} does not fit the model: missing {sorted(missing)[:5]}, "
