@@ -22,11 +22,13 @@ DSCLoRA (S29) is a fine-tuning method, so its row follows its paper: a plain SPA
 the base's frozen kernels for the budget, distilled from the study's ``span`` row of the same scale and seed (L1 to
 the teacher's output and the blocks' spatial affinity; without a ``span`` row, the adapters learn from L1 alone).
 Its row's ``recipe`` says which, with the base's own gain (what the adapters add is the difference), and its
-``train_s`` counts both runs. In this budget the adapters do not add to their base (×4, published widths,
-``convzoo train`` with the study's settings): the SPAN-26 base gained +0.286 dB; its adapters trained another budget
-reached +0.271 with L1 alone, +0.262 distilled from a same-budget SPAN (+0.265) and +0.249 from a SPAN trained three
-budgets (+0.353), whose affinity term, two to five times the L1 term at weight 1, pulls the features toward the
-teacher's (affinity weight 0.01: +0.282); at lr 1e-4 every variant stays at the base (+0.282 to +0.287).
+``train_s`` counts both runs. What the adapters add in this budget depends on the widths: at the test widths
+(``size=tiny``, a 16-channel teacher over an 8-channel base) they raise the base from +0.164 to +0.229 dB (×2) and
+from +0.142 to +0.154 (×4); at the published widths (×4) they lower it, from +0.286 to +0.262 with the same-budget
+SPAN-48 (+0.265) as teacher. Beside it, with ``convzoo train`` at the study's settings (×4, published widths):
++0.271 with L1 alone, +0.249 from a SPAN-48 trained three budgets (+0.353), whose affinity term, two to five times
+the L1 term at weight 1, pulls the features toward the teacher's (affinity weight 0.01: +0.282); at lr 1e-4 every
+variant stays at the base (+0.282 to +0.287).
 ``size=tiny`` trains each model at its registry test config (narrow widths, few blocks) for a quick look (17–120 s
 of training per model and scale at 1 thread on a 2-core Xeon; at published widths the default budget takes
 minutes per model: CARN ×4 542 s, CARN-M ×4 365 s, TCSR far more);
