@@ -21,7 +21,7 @@ def test_an_unknown_task_suggests_close_names():
 
 
 def test_an_option_the_task_does_not_take_is_refused_with_those_it_takes():
-    options = "augment, patch, residual, sampler, samples, scale"
+    options = "affinity_weight, augment, base, patch, residual, sampler, samples, scale, teacher, teacher_weight"
     with pytest.raises(ValueError, match=rf"task 'sr' takes no option 'k' \(its options: {options}\)"):
         TrainConfig(task="sr", model="espcn", options={"k": 3})
     with pytest.raises(ValueError, match="scale must be one of 2, 3, 4, got 5"):
