@@ -301,10 +301,8 @@ def _train(config: SRStudyConfig, model: str, scale: int, seed: int, run_dir: Pa
 
     if model != LORA_MODEL:
         return [train(config.train_config(model, scale, seed, run_dir))], ""
-    from convzoo.models import create_model
-
-    net = create_model(LORA_MODEL, scale=scale, **config.cfg(LORA_MODEL))
-    base_cfg = {"width": net.head.out_channels, "blocks": len(net.blocks)}
+    registered = MODELS.get(LORA_MODEL).info.config
+    base_cfg = {key: config.cfg(LORA_MODEL).get(key, getattr(registered, key)) for key in ("width", "blocks")}
     base = train(config.train_config(LORA_TEACHER, scale, seed, run_dir / "base", cfg=base_cfg))
     if base.interrupted:
         return [base], ""
