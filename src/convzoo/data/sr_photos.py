@@ -62,8 +62,8 @@ def _photo(name: str) -> Tensor:
 
 def patches(image: Tensor, size: int) -> Tensor:
     """Non-overlapping ``size``×``size`` patches of ``image`` (3, H, W), row-major: ``(n, 3, size, size)``."""
-    patches = image.unfold(1, size, size).unfold(2, size, size)  # (3, rows, cols, size, size)
-    return patches.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)
+    grid = image.unfold(1, size, size).unfold(2, size, size)  # (3, rows, cols, size, size)
+    return grid.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size)
 
 
 @DATASETS.register("sr-photos", kind="sr", dims=(2,))
